@@ -1,0 +1,8 @@
+"""napari-pixrel: few-shot semantic segmentation with a U-Net and the pixel-relation loss.
+
+The core (``data``, ``model``, ``losses``, ``metrics``, ``predict``, ``modelfile``,
+``trainer``, ``study``, ``cli``) imports no Qt; the napari widgets (``_widget``,
+``_plots``, ``_sample_data``) build on it.
+"""
+
+__version__ = "0.1.0"

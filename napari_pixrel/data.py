@@ -1,0 +1,198 @@
+"""Arrays -> training samples.
+
+Everything napari can hand us (2D, RGB/multichannel, stacks, time series,
+dask arrays) is seen as planes of shape (H, W, C) with labels (H, W) in the
+napari convention: 0 = not painted (ignored everywhere), k >= 1 = class k.
+Checks here raise ``ValueError`` with a message that names the problem and the
+fix, before anything is trained or changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One 2D training or validation image: raw pixels (H, W, C) and labels (H, W)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+
+
+def as_planes(image, n_channels: int | None = None, labels_shape: tuple | None = None):
+    """View ``image`` as (N, H, W, C) planes; return it and the leading shape to restore.
+
+    The channel axis is found from the labels' shape when given (labels have
+    no channel axis), else from the model's channel count: a last axis of
+    length ``n_channels`` > 1 is channels. Leading axes (Z, T, ...) become N.
+    Works lazily on dask arrays (only reshapes).
+    """
+    shape = tuple(image.shape)
+    if labels_shape is not None:
+        labels_shape = tuple(labels_shape)
+        if shape == labels_shape:
+            has_channels = False
+        elif shape[:-1] == labels_shape:
+            has_channels = True
+        else:
+            raise ValueError(
+                f"labels shape {labels_shape} does not match image shape {shape}: paint into a Labels "
+                "layer created for this image (same height, width and slices)"
+            )
+    else:
+        has_channels = n_channels is not None and n_channels > 1
+        if has_channels and shape[-1] != n_channels:
+            raise ValueError(
+                f"the model expects {n_channels} channels (last axis), the image has shape {shape}: "
+                "use a model trained on images with this many channels"
+            )
+    spatial = shape[:-1] if has_channels else shape
+    if len(spatial) < 2:
+        raise ValueError(f"image of shape {shape} is not an image: it needs at least 2 spatial axes")
+    lead = spatial[:-2]
+    n = int(np.prod(lead)) if lead else 1
+    c = shape[-1] if has_channels else 1
+    return image.reshape((n, spatial[-2], spatial[-1], c)), lead
+
+
+def check_labels(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """Validate a label array and return it as int64."""
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        return labels.astype(np.int64)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels have dtype {labels.dtype}; labels must be whole numbers (0 = not painted, 1, 2, ... = "
+            "classes): paint into a napari Labels layer or convert with labels.astype(int)"
+        )
+    if labels.size and labels.min() < 0:
+        raise ValueError("labels contain negative values; use 0 for unpainted pixels and 1, 2, ... for classes")
+    if n_classes is not None and labels.size and labels.max() > n_classes:
+        raise ValueError(
+            f"labels contain class {int(labels.max())} but only {n_classes} classes are configured: "
+            "raise the number of classes or repaint those pixels"
+        )
+    return labels.astype(np.int64)
+
+
+def check_image(image: np.ndarray) -> None:
+    """Refuse images that cannot be normalised (NaN/inf)."""
+    if not np.isfinite(image).all():
+        raise ValueError(
+            "the image contains NaN or infinite values: replace them (e.g. numpy.nan_to_num) before training"
+        )
+
+
+def painted_planes(image, labels, n_classes: int | None = None) -> list[Plane]:
+    """The planes of ``image`` that have at least one painted pixel (stacks: painted slices only)."""
+    labels = check_labels(labels, n_classes)
+    planes, _ = as_planes(np.asarray(image), labels_shape=labels.shape)
+    lab = labels.reshape((planes.shape[0],) + labels.shape[-2:])
+    out = []
+    for i in range(planes.shape[0]):
+        if lab[i].any():
+            img = np.asarray(planes[i], dtype=np.float32)
+            check_image(img)
+            out.append(Plane(img, lab[i]))
+    return out
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-channel percentile scaling to about [0, 1]; stored in the model file so
+    prediction sees intensities exactly as training did."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, images: list[np.ndarray], percentiles=(1.0, 99.8)) -> Normalizer:
+        """Fit on (H, W, C) images; pixels are subsampled so large images stay cheap."""
+        c = images[0].shape[-1]
+        pooled = np.concatenate([im.reshape(-1, c)[:: max(1, im.size // (c * 200_000))] for im in images])
+        low = np.percentile(pooled, percentiles[0], axis=0)
+        high = np.percentile(pooled, percentiles[1], axis=0)
+        if np.any(high <= low):
+            low, high = pooled.min(0), pooled.max(0)
+        if np.any(high <= low):
+            raise ValueError(
+                "the training images are constant (every pixel has the same value): "
+                "there is nothing to learn from; check the image layer"
+            )
+        return cls(tuple(float(v) for v in low), tuple(float(v) for v in high))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """(..., C) raw -> float32 normalised."""
+        low = np.asarray(self.low, np.float32)
+        high = np.asarray(self.high, np.float32)
+        return (np.asarray(image, np.float32) - low) / (high - low)
+
+    def to_dict(self) -> dict:
+        return {"low": list(self.low), "high": list(self.high)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalizer:
+        return cls(tuple(d["low"]), tuple(d["high"]))
+
+
+def pad_to(array: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
+    """Pad the first two axes up to (height, width) at the bottom/right, never cropping."""
+    ph, pw = max(0, height - array.shape[0]), max(0, width - array.shape[1])
+    if ph == 0 and pw == 0:
+        return array
+    pad = [(0, ph), (0, pw)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, pad, mode=mode)
+
+
+class PatchSampler:
+    """Draws augmented training batches of square patches.
+
+    Planes are visited in shuffled rounds (so a batch of 4 from 4 tiles sees
+    every tile, as in the paper). Each patch is centred on a painted pixel of a
+    class drawn uniformly from the classes painted in that plane, so sparse
+    scribbles and small classes are found. Augmentation: flips, rot90 and a
+    mild gain/offset on intensities.
+    """
+
+    def __init__(self, planes: list[Plane], normalizer: Normalizer, patch: int, rng: np.random.Generator,
+                 augment: bool = True):
+        self.patch = patch
+        self.rng = rng
+        self.augment = augment
+        self.images = [pad_to(normalizer(p.image), patch, patch, "symmetric") for p in planes]
+        self.labels = [pad_to(p.labels, patch, patch, "constant") for p in planes]
+        self.painted = [
+            [np.flatnonzero(lab == k) for k in np.unique(lab[lab > 0])] for lab in self.labels
+        ]
+        self._order: list[int] = []
+
+    def _next_plane(self) -> int:
+        if not self._order:
+            self._order = list(self.rng.permutation(len(self.images)))
+        return int(self._order.pop())
+
+    def _patch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        img, lab, p = self.images[i], self.labels[i], self.patch
+        h, w = lab.shape
+        by_class = self.painted[i]
+        flat = by_class[self.rng.integers(len(by_class))]
+        cy, cx = divmod(int(flat[self.rng.integers(len(flat))]), w)
+        y0 = int(np.clip(cy - p // 2, 0, h - p))
+        x0 = int(np.clip(cx - p // 2, 0, w - p))
+        x = img[y0:y0 + p, x0:x0 + p]
+        y = lab[y0:y0 + p, x0:x0 + p]
+        if self.augment:
+            k = int(self.rng.integers(4))
+            x, y = np.rot90(x, k), np.rot90(y, k)
+            if self.rng.random() < 0.5:
+                x, y = x[:, ::-1], y[:, ::-1]
+            x = x * self.rng.uniform(0.9, 1.1) + self.rng.uniform(-0.1, 0.1)
+        return np.ascontiguousarray(np.moveaxis(x, -1, 0), np.float32), np.ascontiguousarray(y)
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, C, P, P) float32 images and (n, P, P) int64 labels."""
+        xs, ys = zip(*(self._patch(self._next_plane()) for _ in range(n)))
+        return np.stack(xs), np.stack(ys)

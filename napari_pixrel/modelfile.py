@@ -1,0 +1,83 @@
+"""One model file: weights plus everything needed to use the model.
+
+Saved with ``torch.save`` of plain tensors, numbers, strings, lists and dicts,
+and loaded with ``torch.load(weights_only=True)``, so opening a model file can
+never execute code from it. Writes go to a temporary file in the same folder
+that is then renamed over the target: a crash mid-save leaves the previous
+file intact.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .data import Normalizer
+from .model import ModelConfig, PixRelNet, Segmenter
+
+FORMAT = "napari-pixrel-model"
+VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A file that is not a usable napari-pixrel model."""
+
+
+def save_model(segmenter: Segmenter, path) -> Path:
+    """Atomically write ``segmenter`` to ``path``."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": segmenter.config.to_dict(),
+        "normalizer": segmenter.normalizer.to_dict(),
+        "class_names": list(segmenter.class_names),
+        "training": segmenter.training,
+        "state_dict": {k: v.detach().cpu() for k, v in segmenter.net.state_dict().items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_model(path, device: str | torch.device = "cpu") -> Segmenter:
+    """Read a model file safely; raise ModelFileError with a plain reason if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"no model file at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ModelFileError(
+            f"{path.name} was refused: it contains objects other than weights and settings "
+            f"(possibly code), and is not loaded for safety ({str(err).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise ModelFileError(f"{path.name} is damaged or truncated and cannot be read ({err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path.name} is not a napari-pixrel model file")
+    if payload.get("version", 0) > VERSION:
+        raise ModelFileError(f"{path.name} was written by a newer napari-pixrel; upgrade to read it")
+    net = PixRelNet(ModelConfig(**payload["config"]))
+    net.load_state_dict(payload["state_dict"])
+    net.to(device).eval()
+    return Segmenter(
+        net=net,
+        normalizer=Normalizer.from_dict(payload["normalizer"]),
+        class_names=list(payload["class_names"]),
+        training=payload.get("training", {}),
+    )

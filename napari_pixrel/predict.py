@@ -1,0 +1,107 @@
+"""Inference: whole planes when they fit, overlapping tiles when they don't.
+
+Tiles are aligned to the encoder's stride and only their centres (an
+``overlap`` margin of context is cut away) are written, so a tiled result
+matches whole-image prediction up to rare pixels near tile seams. Stacks,
+time series and dask arrays are predicted plane by plane, each window read
+on demand, so memory stays bounded by one plane's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .data import as_planes, pad_to
+from .model import STRIDE, Segmenter
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Labels in napari convention (1..K) and class probabilities (K, *labels.shape)."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def _run(segmenter: Segmenter, windows: list[np.ndarray]) -> np.ndarray:
+    """Normalised (h, w, C) windows of equal shape -> probabilities (n, K, h, w)."""
+    net = segmenter.net
+    x = torch.from_numpy(np.stack([np.moveaxis(w, -1, 0) for w in windows])).to(segmenter.device)
+    with torch.inference_mode():
+        logits = net.logits(x.contiguous(memory_format=torch.channels_last))
+        return torch.softmax(logits.float(), 1).cpu().numpy()
+
+
+def _read(plane, y0: int, x0: int, size: int) -> np.ndarray:
+    """Window [y0, y0+size) x [x0, x0+size) of a (H, W, C) array-like, mirrored beyond its edges."""
+    h, w = plane.shape[:2]
+    ya, xa = max(0, y0), max(0, x0)
+    yb, xb = min(h, y0 + size), min(w, x0 + size)
+    win = np.asarray(plane[ya:yb, xa:xb], dtype=np.float32)
+    pads = [(ya - y0, y0 + size - yb), (xa - x0, x0 + size - xb), (0, 0)]
+    return np.pad(win, pads, mode="symmetric") if any(p != (0, 0) for p in pads[:2]) else win
+
+
+def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 64) -> np.ndarray:
+    """Probabilities (K, H, W) for one raw (H, W, C) plane."""
+    segmenter.net.eval()
+    norm = segmenter.normalizer
+    h, w = plane.shape[:2]
+    if h <= tile and w <= tile:
+        image = norm(np.asarray(plane))
+        padded = pad_to(image, _round_up(h, STRIDE), _round_up(w, STRIDE), "symmetric")
+        return _run(segmenter, [padded])[0, :, :h, :w]
+    if tile % STRIDE or overlap % STRIDE or tile <= 2 * overlap:
+        raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {STRIDE}, tile > 2*overlap")
+    core = tile - 2 * overlap
+    out = np.empty((segmenter.n_classes, h, w), np.float32)
+    for y in range(0, h, core):
+        for x in range(0, w, core):
+            window = norm(_read(plane, y - overlap, x - overlap, tile))
+            probs = _run(segmenter, [window])[0]
+            ch, cw = min(core, h - y), min(core, w - x)
+            out[:, y:y + ch, x:x + cw] = probs[:, overlap:overlap + ch, overlap:overlap + cw]
+    return out
+
+
+def iter_predict(segmenter: Segmenter, image, tile: int = 512, overlap: int = 64) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (plane index, number of planes, probabilities (K, H, W)) plane by plane."""
+    planes, _ = as_planes(image, n_channels=segmenter.config.in_channels)
+    n = planes.shape[0]
+    for i in range(n):
+        yield i, n, predict_plane(segmenter, planes[i], tile, overlap)
+
+
+def labels_dtype(n_classes: int):
+    return np.uint8 if n_classes < 255 else np.uint16
+
+
+def predict(
+    segmenter: Segmenter,
+    image,
+    tile: int = 512,
+    overlap: int = 64,
+    probabilities: bool = True,
+    should_stop: Callable[[], bool] | None = None,
+) -> Prediction:
+    """Predict a 2D image, RGB/multichannel image, stack or time series (numpy or dask)."""
+    planes, lead = as_planes(image, n_channels=segmenter.config.in_channels)
+    n, h, w = planes.shape[:3]
+    labels = np.zeros((n, h, w), labels_dtype(segmenter.n_classes))
+    probs = np.zeros((segmenter.n_classes, n, h, w), np.float32) if probabilities else None
+    for i, _, p in iter_predict(segmenter, image, tile, overlap):
+        labels[i] = p.argmax(0) + 1
+        if probs is not None:
+            probs[:, i] = p
+        if should_stop is not None and should_stop():
+            break
+    shape = tuple(lead) + (h, w)
+    return Prediction(labels.reshape(shape), None if probs is None else probs.reshape((-1,) + shape))

@@ -1,0 +1,103 @@
+"""Synthetic scribble annotations derived from full label maps.
+
+The benchmark and the shipped sample data must simulate the *same* sparse
+annotation a person paints in napari, so both call this one generator:
+thin brush strokes along the medial lines of each class region, with a
+roughly equal pixel budget per class so that small classes are not starved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.morphology import disk, skeletonize
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def make_scribbles(labels: np.ndarray, fraction: float = 0.02, seed: int = 0, width: int = 3) -> np.ndarray:
+    """Keep only thin stroke pixels of ``labels`` (napari convention, 0 = unlabeled).
+
+    ``labels`` is a 2D plane or an (N, H, W) stack; each plane is processed
+    independently with its own generator ``default_rng([seed, plane_index])``
+    so a plane's strokes do not depend on the rest of the stack.  About
+    ``fraction`` of each plane ends up labeled, split evenly between the
+    classes present (a class with too few stroke pixels gives its share to the
+    others).  Strokes are ``width`` pixels wide and never leave their region.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return _scribble_plane(labels, fraction, np.random.default_rng([seed, 0]), width)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be 2D or a 3D stack, got shape {labels.shape}")
+    return np.stack(
+        [
+            _scribble_plane(plane, fraction, np.random.default_rng([seed, i]), width)
+            for i, plane in enumerate(labels)
+        ]
+    )
+
+
+def _scribble_plane(labels: np.ndarray, fraction: float, rng: np.random.Generator, width: int) -> np.ndarray:
+    out = np.zeros_like(labels)
+    classes = [c for c in np.unique(labels) if c != 0]
+    brush = disk(max(width // 2, 0)).astype(bool)
+    candidates = {}
+    for c in classes:
+        region = labels == c
+        skeleton = skeletonize(region)
+        if not skeleton.any():
+            skeleton = region
+        candidates[c] = (region, skeleton)
+    budgets = _split_budget(
+        fraction * labels.size,
+        {c: int((ndi.binary_dilation(s, brush) & r).sum()) for c, (r, s) in candidates.items()},
+    )
+    for c in classes:
+        region, skeleton = candidates[c]
+        stroke = _paint_class(skeleton, region, budgets[c], brush, width, rng)
+        out[stroke] = c
+    return out
+
+
+def _split_budget(total: float, available: dict) -> dict:
+    """Water-fill: equal share per class, capped by what the class can hold."""
+    budgets = {}
+    remaining = total
+    order = sorted(available, key=available.get)
+    for i, c in enumerate(order):
+        share = remaining / (len(order) - i)
+        budgets[c] = min(share, available[c])
+        remaining -= budgets[c]
+    return budgets
+
+
+def _paint_class(skeleton, region, budget, brush, width, rng) -> np.ndarray:
+    """Add stroke pieces along the skeleton until the budget is met (at least one)."""
+    painted = np.zeros_like(region)
+    free = skeleton.copy()
+    count = 0
+    while free.any() and (count == 0 or count < budget):
+        ys, xs = np.nonzero(free)
+        k = rng.integers(len(ys))
+        half_len = rng.uniform(8, 20)
+        half_len = min(half_len, max(2.0, (budget - count) / (2 * width)))
+        piece = _skeleton_piece(skeleton, ys[k], xs[k], half_len)
+        stroke = ndi.binary_dilation(piece, brush) & region
+        count += int((stroke & ~painted).sum())
+        painted |= stroke
+        free &= ~ndi.binary_dilation(piece, iterations=2)
+    return painted
+
+
+def _skeleton_piece(skeleton, y, x, radius) -> np.ndarray:
+    """Connected part of the skeleton within ``radius`` of (y, x): one brush stroke."""
+    r = int(np.ceil(radius))
+    y0, x0 = max(y - r, 0), max(x - r, 0)
+    window = skeleton[y0 : y + r + 1, x0 : x + r + 1]
+    yy, xx = np.ogrid[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]]
+    near = window & ((yy - y) ** 2 + (xx - x) ** 2 <= radius**2)
+    components, _ = ndi.label(near, structure=_EIGHT)
+    piece = np.zeros_like(skeleton)
+    piece[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = components == components[y - y0, x - x0]
+    return piece

@@ -1,0 +1,288 @@
+"""Training as a generator of small progress reports.
+
+``Trainer.run()`` yields a ``TrainReport`` after every step; every
+``eval_every`` steps (and at the end) the report also carries per-class IoU on
+the validation planes and on the painted training pixels, and a prediction of
+the preview image. Pause, resume and stop act between steps and are safe to
+call from another thread (the napari widget's UI thread, a CLI signal).
+``elapsed`` counts training time only (evaluation and the consumer's time
+between steps are excluded), so a ``minutes`` budget is a training budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .data import Normalizer, PatchSampler, Plane
+from .losses import RelationSettings, cross_entropy, relation_loss
+from .metrics import ConfusionMatrix
+from .model import STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
+from .predict import Prediction, predict, predict_plane
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Loss and optimisation settings (stored with the model)."""
+
+    loss: str = "none"  # "none" (cross-entropy only), "intra", "inter"
+    relation_weight: float = 1.0
+    anchors_per_class: int = 1
+    negative_target: float = -1.0
+    hard_anchors: bool = False
+    warmup_steps: int = 0  # cross-entropy only before this step ...
+    ramp_steps: int = 0  # ... then the relation weight rises linearly over this many steps
+    lr: float = 1e-3
+    schedule: str = "constant"  # or "cosine" (needs steps)
+    steps: int | None = 300
+    minutes: float | None = None
+    batch_size: int = 4
+    patch_size: int = 256
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
+    eval_every: int = 25
+
+    def __post_init__(self):
+        RelationSettings(self.loss, self.anchors_per_class, self.negative_target, self.hard_anchors)
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give a number of steps, a time budget in minutes, or both")
+        if self.patch_size % STRIDE:
+            raise ValueError(f"patch_size must be a multiple of {STRIDE}")
+        if self.schedule not in ("constant", "cosine") or (self.schedule == "cosine" and not self.steps):
+            raise ValueError("schedule is 'constant' or 'cosine' (cosine needs steps)")
+
+    @property
+    def relation(self) -> RelationSettings:
+        return RelationSettings(self.loss, self.anchors_per_class, self.negative_target, self.hard_anchors)
+
+    def weight_at(self, step: int) -> float:
+        """Relation weight at 1-based ``step``: 0 during warm-up, then a linear ramp to the full weight."""
+        if self.loss == "none" or step <= self.warmup_steps:
+            return 0.0
+        if self.ramp_steps <= 0:
+            return self.relation_weight
+        return self.relation_weight * min(1.0, (step - self.warmup_steps) / self.ramp_steps)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What the trainer tells its consumer after a step."""
+
+    step: int
+    max_steps: int | None
+    elapsed: float
+    progress: float  # 0..1 of the step or time budget, whichever is nearer its end
+    loss: float
+    ce: float
+    relation: float
+    relation_weight: float
+    val_iou: dict | None = None
+    train_iou: dict | None = None
+    prediction: Prediction | None = None
+    finished: bool = False
+    message: str = ""
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_training_labels(train: list[Plane], val: list[Plane], class_names: list[str]) -> None:
+    """Refuse label sets that cannot train a segmenter, naming the fix."""
+    if not train:
+        raise ValueError("nothing is painted in the training images: paint some pixels of each class first")
+    painted = set()
+    for p in train:
+        painted.update(int(v) for v in np.unique(p.labels) if v > 0)
+    if len(painted) < 2:
+        names = [class_names[v - 1] for v in sorted(painted)]
+        raise ValueError(f"only one class is painted ({', '.join(names)}): paint at least two classes")
+    in_val = set()
+    for p in val:
+        in_val.update(int(v) for v in np.unique(p.labels) if v > 0)
+    only_val = sorted(in_val - painted)
+    if only_val:
+        names = ", ".join(class_names[v - 1] for v in only_val)
+        raise ValueError(f"{names} is painted only in the validation images: paint it in a training image too")
+
+
+class Trainer:
+    """Trains (or continues training) a Segmenter on painted planes."""
+
+    def __init__(
+        self,
+        train: list[Plane],
+        config: TrainConfig = TrainConfig(),
+        model: ModelConfig | None = None,
+        val: list[Plane] = (),
+        class_names: list[str] | None = None,
+        preview=None,
+        start_from: Segmenter | None = None,
+    ):
+        train, val = list(train), list(val)
+        if start_from is not None:
+            n_classes = start_from.n_classes
+            class_names = class_names or start_from.class_names
+        else:
+            n_classes = model.n_classes if model else max(int(p.labels.max()) for p in train + val) if train else 0
+            class_names = class_names or default_class_names(max(n_classes, 2))
+        check_training_labels(train, val, class_names)
+        if len(class_names) != n_classes:
+            raise ValueError(f"{len(class_names)} class names given for {n_classes} classes")
+        for p in train + val:
+            if int(p.labels.max()) > n_classes:
+                raise ValueError(f"labels contain class {int(p.labels.max())} but the model has {n_classes} classes")
+        in_channels = train[0].image.shape[-1]
+        if any(p.image.shape[-1] != in_channels for p in train + val):
+            raise ValueError("all images must have the same number of channels")
+        if config.loss == "inter" and config.batch_size < 2:
+            raise ValueError("pixel relation across images needs a batch size of at least 2")
+        self.config = config
+        self.train_planes, self.val_planes, self.preview = train, val, preview
+        self.device = resolve_device(config.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        torch.manual_seed(config.seed)
+        if start_from is not None:
+            if start_from.config.in_channels != in_channels:
+                raise ValueError(
+                    f"the model takes {start_from.config.in_channels} channels, the images have {in_channels}"
+                )
+            net = copy.deepcopy(start_from.net)
+            normalizer = start_from.normalizer
+            history = list(start_from.training.get("history", []))
+        else:
+            mc = model or ModelConfig(n_classes=n_classes, in_channels=in_channels)
+            if mc.in_channels != in_channels:
+                mc = ModelConfig(**{**mc.to_dict(), "in_channels": in_channels})
+            net = PixRelNet(mc)
+            normalizer = Normalizer.fit([p.image for p in train])
+            history = []
+        net.to(self.device, memory_format=torch.channels_last)
+        self.segmenter = Segmenter(net, normalizer, list(class_names), {"history": history})
+        self._steps_before = history[-1]["step"] if history else 0
+        self._last_eval: tuple = (-1, None, None, None)
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    # control, callable from any thread
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def evaluate(self) -> tuple[dict | None, dict | None]:
+        """(IoU on validation planes, IoU on painted training pixels)."""
+        names, k = self.segmenter.class_names, self.segmenter.n_classes
+
+        def score(planes):
+            if not planes:
+                return None
+            cm = ConfusionMatrix(k)
+            for p in planes:
+                cm.update(predict_plane(self.segmenter, p.image).argmax(0) + 1, p.labels)
+            return cm.as_dict(names)
+
+        return score(self.val_planes), score(self.train_planes)
+
+    def _report(self, step, elapsed, terms, weight, evaluate, finished=False, message="") -> TrainReport:
+        """Build a report; ``evaluate`` adds IoU and preview (reused if this step was already evaluated)."""
+        cfg = self.config
+        parts = []
+        if cfg.steps:
+            parts.append(step / cfg.steps)
+        if cfg.minutes:
+            parts.append(elapsed / (60 * cfg.minutes))
+        val_iou = train_iou = prediction = None
+        if evaluate and self._last_eval[0] == step:
+            _, val_iou, train_iou, prediction = self._last_eval
+        elif evaluate:
+            val_iou, train_iou = self.evaluate()
+            if self.preview is not None:
+                prediction = predict(self.segmenter, self.preview)
+            self._last_eval = (step, val_iou, train_iou, prediction)
+            self.segmenter.training["history"].append(
+                {"step": self._steps_before + step, "elapsed": round(elapsed, 3), "loss": terms[0], "ce": terms[1],
+                 "relation": terms[2], "val_iou": val_iou, "train_iou": train_iou}
+            )
+            self.segmenter.net.train()
+        return TrainReport(step, cfg.steps, elapsed, min(1.0, max(parts)), *terms, weight, val_iou, train_iou,
+                           prediction, finished, message)
+
+    def run(self) -> Iterator[TrainReport]:
+        """Train until the step or time budget is used or stop() is called."""
+        cfg = self.config
+        seg, net, dev = self.segmenter, self.segmenter.net, self.device
+        seg.training.update({"config": asdict(cfg)})
+        sampler = PatchSampler(self.train_planes, seg.normalizer, cfg.patch_size, np.random.default_rng(cfg.seed))
+        gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine" else None)
+        relation = cfg.relation
+        net.train()
+        step, elapsed, terms, weight, message = 0, 0.0, (math.nan,) * 3, 0.0, ""
+        try:
+            while not self._stop.is_set():
+                self._running.wait()
+                if self._stop.is_set() or (cfg.steps and step >= cfg.steps):
+                    break
+                if cfg.minutes and elapsed >= 60 * cfg.minutes:
+                    break
+                t0 = time.perf_counter()
+                x, y = sampler.batch(cfg.batch_size)
+                x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
+                target = torch.from_numpy(y).to(dev) - 1
+                weight = cfg.weight_at(step + 1)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision):
+                    logits, emb = net(x)
+                ce = cross_entropy(logits, target)
+                rel = relation_loss(emb, target, relation, logits, gen) if weight > 0 else ce.new_zeros(())
+                loss = ce + weight * rel
+                opt.zero_grad(set_to_none=True)
+                if not torch.isfinite(loss):
+                    message = "training stopped: the loss became NaN or infinite; the last good weights are kept"
+                    break
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
+                if not torch.isfinite(grad_norm):
+                    message = "training stopped: gradients became NaN or infinite; the last good weights are kept"
+                    break
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                step += 1
+                elapsed += time.perf_counter() - t0
+                terms = (float(loss), float(ce), float(rel))
+                evaluate = cfg.eval_every > 0 and step % cfg.eval_every == 0
+                yield self._report(step, elapsed, terms, weight, evaluate)
+        except torch.OutOfMemoryError:
+            raise MemoryError(
+                f"out of memory on {dev}: lower the patch size (now {cfg.patch_size}) or the batch size "
+                f"(now {cfg.batch_size})"
+            ) from None
+        finally:
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+        net.eval()
+        yield self._report(step, elapsed, terms, weight, evaluate=True, finished=True, message=message)
