@@ -254,26 +254,28 @@ class Trainer:
                 x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
                 target = torch.from_numpy(y).to(dev) - 1
                 weight = cfg.weight_at(step + 1)
+                buffers = [b.detach().clone() for b in net.buffers()]  # BatchNorm stats move in forward
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision):
                     logits, emb = net(x)
                 ce = cross_entropy(logits, target)
                 rel = relation_loss(emb, target, relation, logits, gen) if weight > 0 else ce.new_zeros(())
                 loss = ce + weight * rel
                 opt.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):
-                    message = "training stopped: the loss became NaN or infinite; the last good weights are kept"
-                    break
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
-                if not torch.isfinite(grad_norm):
-                    message = "training stopped: gradients became NaN or infinite; the last good weights are kept"
+                if torch.isfinite(loss):
+                    loss.backward()
+                    grad_ok = torch.isfinite(torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf")))
+                if not torch.isfinite(loss) or not grad_ok:
+                    for saved, live in zip(buffers, net.buffers()):
+                        live.copy_(saved)
+                    message = ("training stopped: the loss became NaN or infinite; the model keeps the weights "
+                               "of the last good step")
                     break
                 opt.step()
                 if sched is not None:
                     sched.step()
                 step += 1
                 elapsed += time.perf_counter() - t0
-                terms = (float(loss), float(ce), float(rel))
+                terms = (loss.item(), ce.item(), rel.item())
                 evaluate = cfg.eval_every > 0 and step % cfg.eval_every == 0
                 yield self._report(step, elapsed, terms, weight, evaluate)
         except torch.OutOfMemoryError:

@@ -1,0 +1,189 @@
+"""The ``pixrel`` command: train, predict, demo, bench (headless, no Qt)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .data import painted_planes
+from .model import ModelConfig
+from .modelfile import load_model, save_model
+from .predict import predict
+from .trainer import TrainConfig, Trainer, TrainReport
+
+
+def _progress(report: TrainReport, stream=sys.stderr) -> None:
+    """One self-overwriting progress line."""
+    width = 30
+    done = int(width * report.progress)
+    line = (f"\r[{'#' * done}{'.' * (width - done)}] step {report.step:5d}  {report.elapsed:6.1f}s  "
+            f"loss {report.loss:.3f} (ce {report.ce:.3f}, relation {report.relation:.3f})")
+    if report.val_iou:
+        line += f"  val mIoU {100 * report.val_iou['mIoU']:.1f}"
+    stream.write(line)
+    if report.finished:
+        stream.write("\n")
+    stream.flush()
+
+
+def format_iou_table(columns: dict[str, dict]) -> str:
+    """Plain-text table: one row per class, one column per named IoU dict (percent)."""
+    columns = {k: v for k, v in columns.items() if v}
+    if not columns:
+        return "(no labeled pixels to evaluate)"
+    names = list(next(iter(columns.values())).keys())
+    width = max(len(n) for n in names) + 2
+    lines = ["class".ljust(width) + "".join(f"{c:>14}" for c in columns)]
+    for name in names:
+        cells = "".join(f"{100 * col[name]:14.1f}" if np.isfinite(col[name]) else f"{'-':>14}"
+                        for col in columns.values())
+        lines.append(name.ljust(width) + cells)
+    return "\n".join(lines)
+
+
+def _read_pairs(images: list[str], labels: list[str], what: str) -> list:
+    if len(images) != len(labels):
+        raise SystemExit(f"pixrel: {len(images)} {what} images but {len(labels)} label files")
+    planes = []
+    for im, lab in zip(images, labels):
+        try:
+            planes += painted_planes(tifffile.imread(im), tifffile.imread(lab))
+        except ValueError as err:
+            raise SystemExit(f"pixrel: {im}: {err}") from None
+    return planes
+
+
+def train_config(args) -> TrainConfig:
+    """TrainConfig from the shared training flags."""
+    return TrainConfig(
+        loss=args.loss, relation_weight=args.relation_weight, anchors_per_class=args.anchors, lr=args.lr,
+        steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, patch_size=args.patch_size,
+        seed=args.seed, device=args.device, eval_every=args.eval_every,
+    )
+
+
+def run_training(trainer: Trainer, quiet: bool = False) -> TrainReport:
+    """Drive a trainer to the end with a progress line; Ctrl-C stops it cleanly."""
+    report = None
+    runner = trainer.run()
+    try:
+        for report in runner:
+            if not quiet:
+                _progress(report)
+    except KeyboardInterrupt:
+        trainer.stop()
+        for report in runner:
+            pass
+        print("\nstopped by the user", file=sys.stderr)
+    if report.message:
+        print(report.message, file=sys.stderr)
+    return report
+
+
+def cmd_train(args) -> int:
+    train = _read_pairs(args.images, args.labels, "training")
+    val = _read_pairs(args.val_images or [], args.val_labels or [], "validation")
+    n_classes = len(args.class_names) if args.class_names else max(int(p.labels.max()) for p in train + val)
+    try:
+        model = ModelConfig(n_classes=n_classes, encoder=args.encoder, embed_dim=args.embed_dim)
+        trainer = Trainer(train, train_config(args), model=model, val=val, class_names=args.class_names)
+    except ValueError as err:
+        raise SystemExit(f"pixrel: {err}") from None
+    report = run_training(trainer, args.quiet)
+    save_model(trainer.segmenter, args.out)
+    print(format_iou_table({"train (painted)": report.train_iou, "validation": report.val_iou}))
+    print(f"{report.step} steps in {report.elapsed:.1f}s of training; model written to {args.out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    segmenter = load_model(args.model, device=args.device if args.device != "auto" else "cpu")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in args.images:
+        t0 = time.perf_counter()
+        result = predict(segmenter, tifffile.imread(path), tile=args.tile, probabilities=args.probabilities)
+        stem = Path(path).name.split(".")[0]
+        tifffile.imwrite(out / f"{stem}_labels.tif", result.labels, compression="zlib")
+        if args.probabilities:
+            tifffile.imwrite(out / f"{stem}_probabilities.tif", result.probabilities, compression="zlib")
+        print(f"{path}: {time.perf_counter() - t0:.1f}s -> {out / (stem + '_labels.tif')}")
+    return 0
+
+
+def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: float | None, loss: str) -> None:
+    p.add_argument("--loss", choices=["none", "intra", "inter"], default=loss,
+                   help="none = cross-entropy only; intra / inter = pixel relation within / across images")
+    p.add_argument("--steps", type=int, default=steps, help="maximum training steps")
+    p.add_argument("--minutes", type=float, default=minutes, help="training time budget (wall clock)")
+    p.add_argument("--relation-weight", type=float, default=TrainConfig.relation_weight)
+    p.add_argument("--anchors", type=int, default=1, help="anchor pixels per class and image")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--patch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encoder", default="resnet18", help="any segmentation-models-pytorch encoder name")
+    p.add_argument("--embed-dim", type=int, default=8, help="channels per class group")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--quiet", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixrel", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on images and their painted labels (tif)")
+    p.add_argument("--images", nargs="+", required=True)
+    p.add_argument("--labels", nargs="+", required=True, help="0 = not painted, 1..K = classes")
+    p.add_argument("--val-images", nargs="*")
+    p.add_argument("--val-labels", nargs="*")
+    p.add_argument("--class-names", nargs="*")
+    p.add_argument("--out", required=True, help="model file to write (.pt)")
+    _add_training_flags(p, steps=None, minutes=5.0, loss="none")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="apply a model to tif images, stacks or time series")
+    p.add_argument("--model", required=True)
+    p.add_argument("--images", nargs="+", required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--probabilities", action="store_true", help="also write class probabilities")
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="train on the shipped synthetic sample and report IoU against its truth")
+    p.add_argument("--out", default="pixrel-demo.png", help="overlay PNG to write")
+    p.add_argument("--scribbles", action="store_true", help="train on the sparse scribbles, not full masks")
+    _add_training_flags(p, steps=400, minutes=1.5, loss="none")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="benchmarks on the EM tiles (see benchmarks/README.md)", add_help=False)
+    p.set_defaults(func=None)
+    return parser
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args, train_config(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

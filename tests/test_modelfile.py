@@ -1,0 +1,84 @@
+"""Model files: round trip, atomic writes, and refusal of anything that is not a model."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from napari_pixrel.modelfile import ModelFileError, load_model, save_model
+from napari_pixrel.predict import predict
+
+
+def test_round_trip_gives_the_same_prediction(tmp_path, sample, tiny_segmenter):
+    path = save_model(tiny_segmenter, tmp_path / "m.pt")
+    loaded = load_model(path)
+    assert loaded.class_names == tiny_segmenter.class_names
+    assert loaded.config == tiny_segmenter.config
+    assert loaded.normalizer == tiny_segmenter.normalizer
+    assert loaded.training["config"]["loss"] == "none" and loaded.training["config"]["steps"] == 4
+    a = predict(tiny_segmenter, sample[0][5]).probabilities
+    b = predict(loaded, sample[0][5]).probabilities
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert list(tmp_path.iterdir()) == [path]  # no temporary files left behind
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_pickled_code_is_refused_without_running_it(tmp_path, tiny_segmenter, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "napari-pixrel-model", "payload": Evil()}, path)
+    with pytest.raises(ModelFileError, match="refused"):
+        load_model(path)
+    assert not (tmp_path / "pwned").exists()
+    with open(tmp_path / "plain.pkl", "wb") as f:
+        pickle.dump(Evil(), f)
+    with pytest.raises(ModelFileError):
+        load_model(tmp_path / "plain.pkl")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_corrupted_and_foreign_files(tmp_path, tiny_segmenter):
+    good = save_model(tiny_segmenter, tmp_path / "good.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ModelFileError, match="damaged or truncated"):
+        load_model(tmp_path / "cut.pt")
+    (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(ModelFileError):
+        load_model(tmp_path / "noise.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="not a napari-pixrel model"):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="no model file"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_a_killed_save_leaves_the_previous_file_intact(tmp_path, tiny_segmenter):
+    path = save_model(tiny_segmenter, tmp_path / "model.pt")
+    before = path.read_bytes()
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        import napari_pixrel.modelfile as mf
+        from napari_pixrel.modelfile import load_model
+        seg = load_model({str(path)!r})
+        real_save = torch.save
+        def save_then_die(obj, f):
+            real_save(obj, f)
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)  # killed after writing, before the rename
+        mf.torch.save = save_then_die
+        mf.save_model(seg, {str(path)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert path.read_bytes() == before
+    load_model(path)

@@ -1,0 +1,157 @@
+"""The trainer: reports, control between steps, determinism, safety, and that it learns."""
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY
+from napari_pixrel.data import painted_planes
+from napari_pixrel.metrics import ConfusionMatrix
+from napari_pixrel.predict import predict
+from napari_pixrel.sample_data import CLASS_NAMES
+from napari_pixrel.trainer import TrainConfig, Trainer
+
+FAST = TrainConfig(steps=6, patch_size=64, eval_every=3)
+
+
+def planes(sample, idx=(0, 1), kind=1):
+    images, arrays = sample[0], sample[kind]
+    return [p for i in idx for p in painted_planes(images[i], arrays[i])]
+
+
+def make(sample, config=FAST, **kw):
+    kw.setdefault("model", TINY)
+    kw.setdefault("class_names", list(CLASS_NAMES))
+    return Trainer(planes(sample), config, **kw)
+
+
+def test_reports_every_step_with_evaluation_every_n(sample):
+    trainer = make(sample, val=planes(sample, (4,)), preview=sample[0][4])
+    reports = list(trainer.run())
+    assert [r.step for r in reports] == [1, 2, 3, 4, 5, 6, 6]
+    assert [r.val_iou is not None for r in reports] == [False, False, True, False, False, True, True]
+    final = reports[-1]
+    assert final.finished and final.progress == 1.0 and not final.message
+    assert set(final.val_iou) == {*CLASS_NAMES, "mIoU"} and set(final.train_iou) == {*CLASS_NAMES, "mIoU"}
+    assert final.prediction.labels.shape == (256, 256)
+    assert all(np.isfinite([r.loss, r.ce, r.relation]).all() for r in reports)
+    assert [h["step"] for h in trainer.segmenter.training["history"]] == [3, 6]
+
+
+@pytest.mark.parametrize("loss", ["none", "intra", "inter"])
+def test_same_seed_same_weights(sample, loss):
+    cfg = replace(FAST, loss=loss, steps=3, eval_every=0)
+    results = []
+    for _ in range(2):
+        trainer = make(sample, cfg)
+        losses = [r.loss for r in trainer.run()]
+        results.append((losses, trainer.segmenter.net.state_dict()))
+    assert results[0][0] == results[1][0]
+    for k, v in results[0][1].items():
+        assert torch.equal(v, results[1][1][k]), k
+
+
+def test_relation_modes_add_a_relation_term(sample):
+    for loss in ("intra", "inter"):
+        final = list(make(sample, replace(FAST, loss=loss, steps=2, eval_every=0)).run())[-1]
+        assert final.relation > 0 and final.loss == pytest.approx(final.ce + final.relation, rel=1e-5)
+    final = list(make(sample, replace(FAST, steps=2, eval_every=0)).run())[-1]
+    assert final.relation == 0.0
+
+
+def test_warmup_and_ramp_schedule_the_relation_weight():
+    cfg = TrainConfig(loss="intra", relation_weight=0.5, warmup_steps=10, ramp_steps=10)
+    assert cfg.weight_at(10) == 0 and cfg.weight_at(15) == pytest.approx(0.25) and cfg.weight_at(40) == 0.5
+    assert TrainConfig(loss="none", relation_weight=1).weight_at(5) == 0
+
+
+def test_pause_resume_and_stop_act_between_steps(sample):
+    trainer = make(sample, replace(FAST, steps=50, eval_every=0))
+    run = trainer.run()
+    assert next(run).step == 1
+    trainer.pause()
+    resumed = threading.Timer(0.3, trainer.resume)
+    resumed.start()
+    assert next(run).step == 2  # blocked while paused, then continued
+    assert not trainer.paused
+    trainer.stop()
+    rest = list(run)
+    assert len(rest) == 1 and rest[0].finished and rest[0].step == 2
+
+
+def test_stop_while_paused_finishes(sample):
+    trainer = make(sample, replace(FAST, steps=50, eval_every=0))
+    run = trainer.run()
+    next(run)
+    trainer.pause()
+    threading.Timer(0.2, trainer.stop).start()
+    assert [r.finished for r in run] == [True]
+
+
+def test_time_budget(sample):
+    reports = list(make(sample, replace(FAST, steps=None, minutes=0.02, eval_every=0)).run())
+    assert 1.2 <= reports[-1].elapsed < 1.2 + 3 * reports[0].elapsed + 1
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_weights(sample):
+    trainer = make(sample, replace(FAST, steps=20, eval_every=0))
+    run = trainer.run()
+    next(run)
+    good = {k: v.clone() for k, v in trainer.segmenter.net.state_dict().items()}
+    trainer.segmenter.net.logit_head.bias.data.fill_(float("nan"))
+    final = list(run)[-1]
+    assert final.finished and "NaN" in final.message and final.step == 1
+    state = trainer.segmenter.net.state_dict()
+    for k, v in good.items():
+        if k != "logit_head.bias":
+            assert torch.equal(state[k], v), k
+
+
+def test_continue_training_starts_from_the_old_model(sample):
+    first = make(sample, replace(FAST, steps=3, eval_every=3))
+    list(first.run())
+    before = {k: v.clone() for k, v in first.segmenter.net.state_dict().items()}
+    more = Trainer(planes(sample, (0, 1, 2)), replace(FAST, steps=3, eval_every=3), start_from=first.segmenter)
+    assert more.segmenter.normalizer == first.segmenter.normalizer
+    assert more.segmenter.class_names == list(CLASS_NAMES)
+    list(more.run())
+    assert [h["step"] for h in more.segmenter.training["history"]] == [3, 6]
+    for k, v in first.segmenter.net.state_dict().items():  # the old model is not modified
+        assert torch.equal(v, before[k])
+
+
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda lab: np.zeros_like(lab), "nothing is painted"),
+        (lambda lab: (lab > 0).astype(lab.dtype), "only one class"),
+    ],
+)
+def test_unusable_labels_are_refused(sample, mutate, match):
+    images, labels, _ = sample
+    with pytest.raises(ValueError, match=match):
+        Trainer(painted_planes(images[0], mutate(labels[0])), FAST, model=TINY)
+
+
+def test_class_painted_only_in_validation_is_refused(sample):
+    images, labels, _ = sample
+    train = painted_planes(images[0], np.where(labels[0] == 3, 0, labels[0]))
+    with pytest.raises(ValueError, match="only in the validation"):
+        Trainer(train, FAST, model=TINY, val=painted_planes(images[1], labels[1]), class_names=list(CLASS_NAMES))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [1, 2], ids=["full", "scribbles"])
+def test_short_training_learns_well_above_chance(sample, kind):
+    images, truth, _ = sample
+    cfg = TrainConfig(steps=60, patch_size=128, eval_every=0, seed=0)
+    trainer = Trainer(planes(sample, (0, 1, 2, 3), kind), cfg, model=TINY, class_names=list(CLASS_NAMES))
+    list(trainer.run())
+    cm = ConfusionMatrix(3)
+    for i in (4, 5):
+        cm.update(predict(trainer.segmenter, images[i]).labels, truth[i])
+    # chance (uniform guess) gives an mIoU near 0.2 on these class fractions
+    assert cm.miou() > 0.5, cm.as_dict(CLASS_NAMES)
