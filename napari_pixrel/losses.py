@@ -69,7 +69,7 @@ def relation_loss(
         return embeddings.new_zeros(())
     if settings.mode == "inter" and b < 2:
         raise ValueError("pixel relation across images needs a batch of at least 2 images")
-    emb = F.normalize(embeddings.float().reshape(b, k, d, h * w), dim=2, eps=1e-6)
+    emb = embeddings.float().reshape(b, k, d, h * w)
     t = target.reshape(b, h * w)
     painted = t >= 0
     is_class = t.unsqueeze(1) == torch.arange(k, device=t.device).view(1, k, 1)  # (B, K, HW)
@@ -80,12 +80,14 @@ def relation_loss(
         candidates = torch.where(hard.any(2, keepdim=True), hard, is_class)
     a = settings.anchors_per_class
     idx = _draw_anchors(candidates.reshape(b * k, h * w), a, generator).reshape(b, k, 1, a)
-    anchors = torch.gather(emb, 3, idx.expand(b, k, d, a))  # (B, K, D, A)
+    anchors = F.normalize(torch.gather(emb, 3, idx.expand(b, k, d, a)), dim=2, eps=1e-6)  # (B, K, D, A)
     valid = is_class.any(2)  # (B, K): class k painted in the anchor's image
     if settings.mode == "inter":  # pixels of image b meet anchors of image b-1
         anchors = anchors.roll(1, dims=0)
         valid = valid.roll(1, dims=0)
-    sim = torch.einsum("bkdn,bkda->bkan", emb, anchors)
+    # cosine = dot with the unit anchor / pixel norm: no normalised copy of the feature tensor
+    norms = torch.linalg.vector_norm(emb, dim=2).clamp(min=1e-6).unsqueeze(2)  # (B, K, 1, HW)
+    sim = torch.einsum("bkdn,bkda->bkan", emb, anchors) / norms
     goal = torch.where(is_class, 1.0, settings.negative_target).unsqueeze(2)  # (B, K, 1, HW)
     err = ((sim - goal) ** 2 * painted.view(b, 1, 1, h * w)).sum((2, 3))
     per_image_class = err / (a * painted.sum(1).clamp(min=1)).view(b, 1)
