@@ -17,8 +17,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Xvfb plus the X/GL libraries Qt's xcb platform plugin loads (a bare Debian lacks some of them).
+QT_DEBS := xvfb xauth libgl1 libegl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libxkbcommon-x11-0 \
+	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xkb1 \
+	libxcb-cursor0 libxcb-shape0
 xvfb:
-	@command -v xvfb-run >/dev/null || (apt-get update -qq && apt-get install -y -qq xvfb xauth)
+	@dpkg -s $(QT_DEBS) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $(QT_DEBS))
 
 # The napari window with the plugin where a display exists, else the headless end-to-end demo.
 demo: install

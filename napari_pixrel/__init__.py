@@ -5,4 +5,6 @@ The core (``data``, ``model``, ``losses``, ``metrics``, ``predict``, ``modelfile
 ``_plots``, ``_sample_data``) build on it.
 """
 
+from . import _triton_guard  # noqa: F401 - first, before any module imports torch (see its docstring)
+
 __version__ = "0.1.0"

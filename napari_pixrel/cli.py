@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,18 +69,21 @@ def train_config(args) -> TrainConfig:
 
 
 def run_training(trainer: Trainer, quiet: bool = False) -> TrainReport:
-    """Drive a trainer to the end with a progress line; Ctrl-C stops it cleanly."""
-    report = None
-    runner = trainer.run()
+    """Drive a trainer to the end with a progress line; Ctrl-C stops it after the current step
+    (the model trained so far is kept and saved), a second Ctrl-C aborts."""
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, previous)
+        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+        trainer.stop()
+
+    previous = signal.signal(signal.SIGINT, stop)
     try:
-        for report in runner:
+        for report in trainer.run():
             if not quiet:
                 _progress(report)
-    except KeyboardInterrupt:
-        trainer.stop()
-        for report in runner:
-            pass
-        print("\nstopped by the user", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if report.message:
         print(report.message, file=sys.stderr)
     return report

@@ -100,6 +100,25 @@ def painted_planes(image, labels, n_classes: int | None = None) -> list[Plane]:
     return out
 
 
+def painted_indices(labels) -> list[int]:
+    """Indices of the planes (leading axes flattened, as in ``as_planes``) that have painted pixels."""
+    labels = np.asarray(labels)
+    planes = labels.reshape((-1, labels.shape[-2] * labels.shape[-1]))
+    return [int(i) for i in np.flatnonzero(planes.any(1))]
+
+
+def split_labels(labels, val_indices) -> tuple[np.ndarray, np.ndarray]:
+    """(training labels, validation labels): copies with the other set's planes zeroed, so both feed
+    ``painted_planes`` and a plane is never in both sets."""
+    labels = np.asarray(labels)
+    planes = labels.reshape((-1,) + labels.shape[-2:])
+    is_val = np.zeros(len(planes), bool)
+    is_val[list(val_indices)] = True
+    train = np.where(is_val[:, None, None], 0, planes).astype(labels.dtype)
+    val = np.where(is_val[:, None, None], planes, 0).astype(labels.dtype)
+    return train.reshape(labels.shape), val.reshape(labels.shape)
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """Per-channel percentile scaling to about [0, 1]; stored in the model file so

@@ -72,7 +72,9 @@ def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 6
     return out
 
 
-def iter_predict(segmenter: Segmenter, image, tile: int = 512, overlap: int = 64) -> Iterator[tuple[int, int, np.ndarray]]:
+def iter_predict(
+    segmenter: Segmenter, image, tile: int = 512, overlap: int = 64
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (plane index, number of planes, probabilities (K, H, W)) plane by plane."""
     planes, _ = as_planes(image, n_channels=segmenter.config.in_channels)
     n = planes.shape[0]
@@ -105,3 +107,8 @@ def predict(
             break
     shape = tuple(lead) + (h, w)
     return Prediction(labels.reshape(shape), None if probs is None else probs.reshape((-1,) + shape))
+
+
+def uncertainty(probabilities: np.ndarray) -> np.ndarray:
+    """1 - the winning class's probability per pixel (class axis first): 0 = sure, 1 - 1/K = no idea."""
+    return 1.0 - np.asarray(probabilities).max(0)

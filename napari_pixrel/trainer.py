@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ class TrainConfig:
     device: str = "auto"
     mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
     eval_every: int = 25
+    cpu_threads: int | None = None  # torch CPU threads; None = all cores (the napari dock leaves one to the UI)
 
     def __post_init__(self):
         RelationSettings(self.loss, self.anchors_per_class, self.negative_target, self.hard_anchors)
@@ -152,7 +153,7 @@ class Trainer:
         self.train_planes, self.val_planes, self.preview = train, val, preview
         self.device = resolve_device(config.device)
         if self.device.type == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
+            torch.set_num_threads(config.cpu_threads or os.cpu_count() or 1)
         torch.manual_seed(config.seed)
         if start_from is not None:
             if start_from.config.in_channels != in_channels:

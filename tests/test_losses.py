@@ -1,6 +1,5 @@
 """Pixel-relation loss: values on hand-made embeddings, gradients, masking, no NaN."""
 
-import numpy as np
 import pytest
 import torch
 

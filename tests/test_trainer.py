@@ -6,8 +6,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY
+
 from napari_pixrel.data import painted_planes
 from napari_pixrel.metrics import ConfusionMatrix
 from napari_pixrel.predict import predict

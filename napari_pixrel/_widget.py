@@ -1,0 +1,611 @@
+"""The "pixrel: few-shot trainer" dock.
+
+It only wires buttons and renders reports: training, the label-efficiency
+study and prediction are the engine's generators (``Trainer.run``,
+``Study.run``, ``predict.iter_predict``, ``folder.predict_folder``), run in a
+napari ``thread_worker`` and rendered by one function per job connected to
+``yielded``. Jobs read snapshots of the user's layers (painting on during
+training is safe) and never write to them; results go to output layers that
+are created once and then updated in place, at most once per
+``RENDER_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import napari.layers
+import numpy as np
+import torch
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QFileDialog, QLabel, QProgressBar, QTabWidget, QVBoxLayout, QWidget
+
+from . import folder, modelfile
+from ._iou_table import IouTable
+from ._plots import StudyPlot, TrainingPlot
+from ._throttle import Throttle
+from .data import as_planes, painted_indices, painted_planes, split_labels
+from .model import ModelConfig, Segmenter
+from .predict import iter_predict, labels_dtype, uncertainty
+from .study import Study
+from .trainer import TrainConfig, Trainer
+
+LOSSES = {
+    "cross-entropy only": "none",
+    "pixel relation within image": "intra",
+    "pixel relation across images": "inter",
+}
+TEACHING_BASELINE = "cross-entropy"  # teaching mode's two runs, side by side
+TEACHING_RELATION = "pixel relation"
+PREDICTION = "pixrel prediction"
+UNCERTAINTY = "pixrel uncertainty"
+OUTPUT_KEY = "pixrel_output"  # metadata flag of the layers this dock writes
+RENDER_INTERVAL = 1.0  # seconds between layer/table updates while a job runs
+FIRST_EVAL_EVERY = 10  # evaluate (IoU, prediction) every 10 steps: a first prediction within seconds
+MODEL_FILTER = "pixrel model (*.pixrel);;all files (*)"
+
+
+def output_names(run: str) -> tuple[str, str]:
+    """Names of the prediction and uncertainty layers of a run ("" = the one normal run)."""
+    suffix = f" ({run})" if run else ""
+    return PREDICTION + suffix, UNCERTAINTY + suffix
+
+
+def iou_columns(run: str, val_iou: dict | None, train_iou: dict | None) -> dict:
+    """IoU table columns of a run: validation images and painted training pixels."""
+    tag = f"\n{run}" if run else ""
+    return {f"validation{tag}": val_iou, f"painted (train){tag}": train_iou}
+
+
+def parse_class_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if len(names) < 2:
+        raise ValueError("give at least two class names, separated by commas (label 1 = first name, ...)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"class names must differ: {', '.join(names)}")
+    return names
+
+
+def parse_validation(text: str, labels: np.ndarray) -> list[int]:
+    """Plane indices held out for validation: "" = none, "last" = last painted plane (when 2+ are painted),
+    else numbers as on napari's slider (stacks with several leading axes: planes counted in order)."""
+    text = text.strip().lower()
+    if not text:
+        return []
+    painted = painted_indices(labels)
+    if text == "last":
+        return painted[-1:] if len(painted) >= 2 else []
+    try:
+        chosen = sorted({int(t) for t in text.replace(",", " ").split()})
+    except ValueError:
+        raise ValueError(
+            f"validation slices {text!r}: give slice numbers such as '4, 5', or 'last', or leave it empty"
+        ) from None
+    unpainted = [i for i in chosen if i not in painted]
+    if unpainted:
+        raise ValueError(f"validation slice(s) {unpainted} have nothing painted; painted slices: {painted}")
+    if len(chosen) == len(painted):
+        raise ValueError("every painted slice is marked for validation: leave at least one for training")
+    return chosen
+
+
+def clock(seconds: float) -> str:
+    return time.strftime("%M:%S", time.gmtime(seconds))
+
+
+def _stop_all(jobs: list) -> None:
+    for job in jobs:
+        job.stop()
+
+
+def _with_threads(reports, threads: int | None):
+    """Pass ``reports`` on, after setting torch's CPU threads in the thread that runs them (torch keeps
+    the setting per thread, so it must be set there)."""
+    if threads:
+        torch.set_num_threads(threads)
+    yield from reports
+
+
+def _alternate(runs: dict[str, Trainer]):
+    """One step of each trainer in turn, as (run name, TrainReport), until all have finished."""
+    generators = {name: trainer.run() for name, trainer in runs.items()}
+    while generators:
+        for name in list(generators):
+            try:
+                yield name, next(generators[name])
+            except StopIteration:
+                del generators[name]
+
+
+class _StopFlag:
+    """Stop control for jobs that have none of their own (prediction)."""
+
+    def __init__(self):
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def user_action(method):
+    """Button handler wrapper: any error becomes a napari notification and a status line, never a crash."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        self.last_error = ""
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - the user sees every failure as a message
+            self._fail(err)
+
+    return wrapper
+
+
+class PixrelWidget(QWidget):
+    """Paint, train in the background, watch predictions and per-class IoU live, decide, apply."""
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.run_in_thread = True  # False: jobs run inline (tests, scripts)
+        # CPU threads of background jobs: one core is left to napari so the UI never starves (None: all)
+        self.cpu_threads: int | None = max(1, (os.cpu_count() or 1) - 1)
+        self.model_settings: dict = {}  # extra ModelConfig fields, e.g. {"encoder": "resnet18"}
+        self.train_settings: dict = {"eval_every": FIRST_EVAL_EVERY}  # extra TrainConfig fields
+        self.segmenter: Segmenter | None = None  # the model that Save / Apply use
+        self.segmenters: dict[str, Segmenter] = {}  # per run of the last training ("" = normal run)
+        self.last_error = ""  # the message of the last failed action or job ("" = none)
+        self.worker = None
+        self._jobs: list = []  # what Stop / Pause / Resume act on; never rebound (see destroyed)
+        self._latest: dict = {}  # run name -> newest report that carries IoU and a prediction
+        self._render_source = None  # the layer whose scale/translate output layers copy
+        self._job_kind = ""
+        self._train_started = 0.0
+        self.first_prediction_after: float | None = None  # seconds from Train to the first prediction shown
+        self._build()
+        self._layers_throttle = Throttle(self._show_latest, RENDER_INTERVAL, self)
+        self.destroyed.connect(functools.partial(_stop_all, self._jobs))
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._reset_choices)
+        self._reset_choices()
+        self._take_class_names_from_layer(self.labels.value)
+        self._set_busy("")
+
+    # ---------- layout
+    def _build(self) -> None:
+        self.image = ComboBox(label="image", choices=self._image_choices)
+        self.labels = ComboBox(label="labels", choices=self._labels_choices)
+        self.class_names = LineEdit(label="class names", value="background, foreground")
+        self.validation = LineEdit(label="validation slices", value="last")
+        self.loss = ComboBox(label="loss", choices=list(LOSSES), value="pixel relation within image")
+        self.relation_weight = FloatSpinBox(label="relation weight", value=1.0, min=0.0, max=100.0, step=0.1)
+        self.budget = FloatSpinBox(label="budget", value=300, min=0.1, max=1e6, step=10)
+        self.budget_unit = ComboBox(label="budget unit", choices=["steps", "minutes"], value="steps")
+        self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
+        self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
+        self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "
+                                   "(e.g. '4, 5'), 'last' = the last painted slice, empty = none")
+        self.labels.changed.connect(self._take_class_names_from_layer)
+        form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
+                                  self.relation_weight, self.budget, self.budget_unit, self.teaching])
+
+        self.train_button = PushButton(text="Train")
+        self.pause_button = PushButton(text="Pause")
+        self.resume_button = PushButton(text="Resume")
+        self.stop_button = PushButton(text="Stop")
+        self.continue_button = PushButton(text="Continue training")
+        self.train_button.changed.connect(self.train)
+        self.pause_button.changed.connect(self.pause)
+        self.resume_button.changed.connect(self.resume)
+        self.stop_button.changed.connect(self.stop)
+        self.continue_button.changed.connect(self.continue_training)
+        controls = Container(layout="horizontal", labels=False, widgets=[
+            self.train_button, self.pause_button, self.resume_button, self.stop_button])
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.iou_table = IouTable()
+        self.iou_table.show_iou(iou_columns("", None, None), [])
+        self.training_plot = TrainingPlot()
+
+        self.study_steps = SpinBox(label="steps per run", value=60, min=1, max=100000)
+        self.study_rotations = SpinBox(label="rotations", value=3, min=1, max=20)
+        self.study_threshold = FloatSpinBox(label="flat below (mIoU points)", value=2.0, min=0.0, max=100.0)
+        self.study_button = PushButton(text="Do my labeled images suffice?")
+        self.study_button.changed.connect(self.run_study)
+        self.study_plot = StudyPlot()
+        self.verdict = QLabel("Trains on 1, 2, ... of your painted images and scores the held-out ones.")
+        self.verdict.setWordWrap(True)
+        study_tab = QWidget()
+        study_layout = QVBoxLayout(study_tab)
+        for w in (Container(widgets=[self.study_steps, self.study_rotations, self.study_threshold]).native,
+                  self.study_button.native, self.study_plot, self.verdict):
+            study_layout.addWidget(w)
+        curves_tab = QWidget()
+        curves_layout = QVBoxLayout(curves_tab)
+        curves_layout.addWidget(self.training_plot)
+        curves_layout.addStretch(1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(curves_tab, "curves")
+        self.tabs.addTab(study_tab, "enough labels?")
+
+        self.save_button = PushButton(text="Save model")
+        self.load_button = PushButton(text="Load model")
+        self.apply_button = PushButton(text="Apply to image")
+        self.folder_button = PushButton(text="Apply to folder")
+        self.export_button = PushButton(text="Export prediction")
+        self.save_button.changed.connect(self._ask_save_model)
+        self.load_button.changed.connect(self._ask_load_model)
+        self.apply_button.changed.connect(self.apply_to_image)
+        self.folder_button.changed.connect(self._ask_apply_to_folder)
+        self.export_button.changed.connect(self._ask_export_prediction)
+        model_row = Container(layout="horizontal", labels=False, widgets=[
+            self.save_button, self.load_button, self.export_button])
+        apply_row = Container(layout="horizontal", labels=False, widgets=[
+            self.continue_button, self.apply_button, self.folder_button])
+
+        layout = QVBoxLayout(self)
+        for w in (form.native, controls.native, apply_row.native, self.progress, self.status, self.iou_table,
+                  self.tabs, model_row.native):
+            layout.addWidget(w)
+        layout.addStretch(1)
+
+    def _layer_choices(self, kind) -> list:
+        """(name, layer) of the viewer's layers of ``kind``, top of the layer list first, outputs excluded."""
+        return [(layer.name, layer) for layer in reversed(self.viewer.layers)
+                if isinstance(layer, kind) and not layer.metadata.get(OUTPUT_KEY)]
+
+    def _image_choices(self, _widget=None) -> list:
+        return self._layer_choices(napari.layers.Image)
+
+    def _labels_choices(self, _widget=None) -> list:
+        return self._layer_choices(napari.layers.Labels)
+
+    def _reset_choices(self, _event=None) -> None:
+        self.image.reset_choices()
+        self.labels.reset_choices()
+
+    def _take_class_names_from_layer(self, layer) -> None:
+        names = layer.metadata.get("class_names") if layer is not None else None
+        if names:
+            self.class_names.value = ", ".join(names)
+
+    # ---------- job plumbing
+    def _set_busy(self, kind: str) -> None:
+        """Enable the buttons that make sense while ``kind`` runs ("" = idle)."""
+        self._job_kind = kind
+        idle = not kind
+        for button in (self.train_button, self.study_button, self.load_button, self.apply_button,
+                       self.folder_button, self.save_button, self.export_button, self.continue_button):
+            button.enabled = idle
+        self.stop_button.enabled = not idle
+        self.pause_button.enabled = kind == "training"
+        self.resume_button.enabled = False
+
+    def _start(self, kind: str, jobs: list, reports, render) -> None:
+        """Run the generator ``reports`` in a thread_worker (or inline), passing each report to ``render``."""
+        self._jobs[:] = jobs
+        self._set_busy(kind)
+        if not self.run_in_thread:
+            try:
+                for report in _with_threads(reports, self.cpu_threads):
+                    render(report)
+            except Exception as err:  # noqa: BLE001 - shown to the user, widget recovers
+                self._fail(err)
+            self._finished()
+            return
+
+        self.worker = create_worker(_with_threads, reports, self.cpu_threads, _start_thread=False,
+                                    _ignore_errors=True)
+        self.worker.yielded.connect(render)
+        self.worker.errored.connect(self._fail)
+        self.worker.finished.connect(self._finished)
+        self.worker.start()
+
+    def _finished(self) -> None:
+        self._jobs.clear()
+        self.worker = None
+        self._set_busy("")
+
+    def _fail(self, err: BaseException) -> None:
+        plain = isinstance(err, ValueError | MemoryError | OSError)
+        message = str(err) if plain else f"{type(err).__name__}: {err}"
+        self.last_error = message
+        self.status.setText(message)
+        show_error(message)
+
+    def _say(self, message: str) -> None:
+        self.status.setText(message)
+
+    def _show_progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(round(100 * fraction)))
+        self.progress.setFormat(f"%p%  {text}")
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._job_kind)
+
+    def pause(self) -> None:
+        for job in self._jobs:
+            job.pause()
+        self.pause_button.enabled, self.resume_button.enabled = False, True
+        self._say("paused")
+
+    def resume(self) -> None:
+        for job in self._jobs:
+            job.resume()
+        self.pause_button.enabled, self.resume_button.enabled = True, False
+        self._say("training")
+
+    def stop(self) -> None:
+        _stop_all(self._jobs)
+        self._say("stopping ...")
+
+    # ---------- output layers
+    def _output_layer(self, name: str, data: np.ndarray, kind: str):
+        """Set the data of the output layer ``name``, creating it once (never a pile of layers)."""
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if layer is not None and layer.data.ndim == data.ndim:
+            layer.data = data
+            return layer
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        src = self._render_source
+        where = {}
+        if src is not None:
+            where = {"scale": tuple(src.scale)[:data.ndim], "translate": tuple(src.translate)[:data.ndim]}
+        if kind == "labels":
+            return self.viewer.add_labels(data, name=name, opacity=0.5, metadata={OUTPUT_KEY: True}, **where)
+        return self.viewer.add_image(data, name=name, colormap="magma", opacity=0.6, visible=False,
+                                     contrast_limits=(0.0, 1.0), metadata={OUTPUT_KEY: True}, **where)
+
+    def _show_prediction(self, run: str, labels: np.ndarray, uncertain: np.ndarray) -> None:
+        prediction_name, uncertainty_name = output_names(run)
+        self._output_layer(prediction_name, labels, "labels")
+        self._output_layer(uncertainty_name, uncertain, "image")
+
+    def _prepare_outputs(self, run: str, shape: tuple) -> None:
+        """Create missing output layers (empty) now: adding a layer costs the UI about 0.5 s, better spent
+        when Train is pressed than in the middle of the user's panning and painting."""
+        if any(name not in self.viewer.layers for name in output_names(run)):
+            self._show_prediction(run, np.zeros(shape, np.uint8), np.zeros(shape, np.float32))
+
+    # ---------- training
+    def _chosen_layers(self):
+        image, labels = self.image.value, self.labels.value
+        if image is None or labels is None:
+            raise ValueError("choose an image layer and a labels layer to paint in (add them to the viewer)")
+        return image, labels
+
+    def _train_config(self) -> TrainConfig:
+        steps = self.budget_unit.value == "steps"
+        return TrainConfig(**{
+            "loss": LOSSES[self.loss.value],
+            "relation_weight": self.relation_weight.value,
+            "steps": max(1, int(self.budget.value)) if steps else None,
+            "minutes": None if steps else self.budget.value,
+            "cpu_threads": self.cpu_threads,
+            **self.train_settings,
+        })
+
+    def _run_configs(self) -> dict[str, TrainConfig]:
+        """{run name: config}: one run, or teaching mode's cross-entropy baseline and pixel-relation run."""
+        config = self._train_config()
+        if not self.teaching.value:
+            return {"": config}
+        relation = config.loss if config.loss != "none" else "intra"
+        return {TEACHING_BASELINE: replace(config, loss="none"),
+                TEACHING_RELATION: replace(config, loss=relation)}
+
+    def _snapshot(self):
+        """A copy of the chosen image, the labels' shape, the class names and the (training, validation)
+        planes cut from a copy of the labels."""
+        image_layer, labels_layer = self._chosen_layers()
+        image, labels = np.array(image_layer.data), np.array(labels_layer.data)
+        names = parse_class_names(self.class_names.value)
+        train_labels, val_labels = split_labels(labels, parse_validation(self.validation.value, labels))
+        train = painted_planes(image, train_labels, len(names))
+        val = painted_planes(image, val_labels, len(names))
+        self._render_source = labels_layer
+        return image, labels.shape, names, train, val
+
+    @user_action
+    def train(self, _=None) -> None:
+        """Train new models from scratch on a snapshot of the painted labels."""
+        self._train(continue_from=False)
+
+    @user_action
+    def continue_training(self, _=None) -> None:
+        """Go on training the current model(s) on the labels as painted now (new strokes included)."""
+        if self.segmenter is None:
+            raise ValueError("there is no model to continue: press Train (or load a model) first")
+        self._train(continue_from=True)
+
+    def _train(self, continue_from: bool) -> None:
+        if self.busy:
+            raise ValueError(f"{self._job_kind} is running: stop it first")
+        image, labels_shape, names, train, val = self._snapshot()
+        runs = {}
+        for run, config in self._run_configs().items():
+            start = self.segmenters.get(run, self.segmenter) if continue_from else None
+            model = None if start else ModelConfig(n_classes=len(names), **self.model_settings)
+            runs[run] = Trainer(train, config, model, val=val, class_names=names, preview=image,
+                                start_from=start)
+        for run in runs:
+            self._prepare_outputs(run, labels_shape)
+        self.segmenters = {run: trainer.segmenter for run, trainer in runs.items()}
+        self.segmenter = self.segmenters.get(TEACHING_RELATION, self.segmenters.get(""))
+        self._latest = {}
+        self.training_plot.clear()
+        empty = {header: None for run in runs for header in iou_columns(run, None, None)}
+        self.iou_table.show_iou(empty, names)
+        self._say(f"training on {len(train)} painted image(s), validating on {len(val)}")
+        self._train_started = time.monotonic()
+        self.first_prediction_after = None
+        self._start("training", list(runs.values()), _alternate(runs), self._render_training)
+
+    def _render_training(self, item) -> None:
+        """Render one (run name, TrainReport): progress every step, layers and table throttled."""
+        run, report = item
+        self.training_plot.add(run, report)
+        steps = f"step {report.step}/{report.max_steps}" if report.max_steps else f"step {report.step}"
+        self._show_progress(report.progress, f"{steps}  {clock(report.elapsed)}")
+        if report.prediction is not None:
+            self._latest[run] = report
+            if report.finished:
+                self._layers_throttle.now()
+            else:
+                self._layers_throttle.request()
+        self.training_plot.redraw(force=report.finished)
+        if report.finished:
+            self._say(report.message or f"training finished at step {report.step}")
+
+    def _show_latest(self) -> None:
+        """Show the newest evaluated report of each run: prediction layers and the IoU table."""
+        if not self._latest:
+            return
+        columns = {}
+        for run, report in self._latest.items():
+            p = report.prediction
+            self._show_prediction(run, p.labels, uncertainty(p.probabilities))
+            columns.update(iou_columns(run, report.val_iou, report.train_iou))
+        self.iou_table.show_iou(columns, self.segmenter.class_names)
+        if self.first_prediction_after is None:
+            self.first_prediction_after = time.monotonic() - self._train_started
+
+    # ---------- label-efficiency study
+    @user_action
+    def run_study(self, _=None) -> None:
+        """Train on 1, 2, ... of the painted images and score held-out ones, in the background."""
+        if self.busy:
+            raise ValueError(f"{self._job_kind} is running: stop it first")
+        image_layer, labels_layer = self._chosen_layers()
+        names = parse_class_names(self.class_names.value)
+        planes = painted_planes(np.array(image_layer.data), np.array(labels_layer.data), len(names))
+        config = replace(self._train_config(), steps=self.study_steps.value, minutes=None)
+        channels = planes[0].image.shape[-1] if planes else 1
+        model = ModelConfig(n_classes=len(names), in_channels=channels, **self.model_settings)
+        study = Study(planes, names, config, model, rotations=self.study_rotations.value,
+                      threshold=self.study_threshold.value / 100)
+        self.tabs.setCurrentIndex(1)
+        n_runs = len(study.plan) * (len(planes) - 1)
+        self.verdict.setText(f"studying {len(planes)} painted images: {n_runs} short training runs ...")
+        self._start("study", [study], study.run(), self._render_study)
+
+    def _render_study(self, report) -> None:
+        run = min(report.run + 1, report.n_runs)
+        self._show_progress(report.progress, f"run {run}/{report.n_runs}  {clock(report.elapsed)}")
+        self.study_plot.show_result(report.result, force=report.finished)
+        if report.finished:
+            self.verdict.setText(report.result.sentence)
+            self._say(report.message)
+
+    # ---------- model file
+    def _require_model(self) -> Segmenter:
+        if self.segmenter is None:
+            raise ValueError("there is no model yet: train one or load a model file")
+        return self.segmenter
+
+    @user_action
+    def save_model(self, path) -> Path:
+        path = modelfile.save_model(self._require_model(), path)
+        self._say(f"model saved to {path}")
+        return path
+
+    @user_action
+    def load_model(self, path) -> Segmenter:
+        segmenter = modelfile.load_model(path)
+        self.segmenter, self.segmenters = segmenter, {"": segmenter}
+        self.class_names.value = ", ".join(segmenter.class_names)
+        self._say(f"loaded {Path(path).name}: classes {', '.join(segmenter.class_names)}")
+        return segmenter
+
+    def _ask_save_model(self, _=None) -> None:
+        path, _filter = QFileDialog.getSaveFileName(self, "Save model", "model.pixrel", MODEL_FILTER)
+        if path:
+            self.save_model(path)
+
+    def _ask_load_model(self, _=None) -> None:
+        path, _filter = QFileDialog.getOpenFileName(self, "Load model", "", MODEL_FILTER)
+        if path:
+            self.load_model(path)
+
+    # ---------- applying the model
+    @user_action
+    def apply_to_image(self, _=None) -> None:
+        """Predict every plane (all slices of a stack) of the chosen image layer, with progress and Stop."""
+        segmenter = self._require_model()
+        if self.image.value is None:
+            raise ValueError("choose an image layer to apply the model to")
+        layer = self.image.value
+        planes, lead = as_planes(layer.data, n_channels=segmenter.config.in_channels)
+        n, h, w = planes.shape[:3]
+        labels = np.zeros((n, h, w), labels_dtype(segmenter.n_classes))
+        uncertain = np.zeros((n, h, w), np.float32)
+        shape = tuple(lead) + (h, w)
+        flag = _StopFlag()
+        self._render_source = layer
+
+        def show() -> None:
+            self._show_prediction("", labels.reshape(shape), uncertain.reshape(shape))
+
+        def predicted():
+            for i, total, probs in iter_predict(segmenter, layer.data):
+                if flag.stopped:
+                    return
+                yield i, total, (probs.argmax(0) + 1).astype(labels.dtype), uncertainty(probs)
+
+        def render(item) -> None:
+            i, total, plane_labels, plane_uncertainty = item
+            labels[i], uncertain[i] = plane_labels, plane_uncertainty
+            self._show_progress((i + 1) / total, f"plane {i + 1}/{total}")
+            if i + 1 == total:
+                self._say(f"applied the model to {total} plane(s) of {layer.name}")
+                throttle.now()
+            else:
+                throttle.request()
+
+        throttle = Throttle(show, RENDER_INTERVAL, self)
+        self._start("prediction", [flag], predicted(), render)
+
+    @user_action
+    def apply_to_folder(self, path, out_folder=None) -> None:
+        """Write a label TIFF for every TIFF in ``path`` (into ``path/pixrel_labels`` by default)."""
+        segmenter = self._require_model()
+        folder.tif_files(path)  # refuse an empty folder before starting
+        flag = _StopFlag()
+
+        def render(item) -> None:
+            done, total, written = item
+            self._show_progress(done / total, f"image {done}/{total}")
+            self._say(f"wrote {written}")
+
+        reports = folder.predict_folder(segmenter, path, out_folder, should_stop=lambda: flag.stopped)
+        self._start("folder prediction", [flag], reports, render)
+
+    @user_action
+    def export_prediction(self, path) -> Path:
+        if PREDICTION not in self.viewer.layers:
+            raise ValueError(f"there is no '{PREDICTION}' layer to export yet: train or apply a model first")
+        path = folder.write_labels(path, self.viewer.layers[PREDICTION].data)
+        self._say(f"prediction written to {path}")
+        return path
+
+    def _ask_apply_to_folder(self, _=None) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder of .tif images to segment")
+        if path:
+            self.apply_to_folder(path)
+
+    def _ask_export_prediction(self, _=None) -> None:
+        path, _filter = QFileDialog.getSaveFileName(self, "Export prediction", "prediction.tif",
+                                                    "TIFF (*.tif)")
+        if path:
+            self.export_prediction(path)

@@ -1,0 +1,112 @@
+"""The benchmark harness: the quick path end to end on a tiny budget, resumability, the result checks
+and the run names that keep results of different settings apart."""
+
+import json
+
+import pytest
+import torch
+
+from napari_pixrel import bench
+
+# one thread: a shared 2-core machine slows two-thread torch far more than it slows one thread
+TINY = ["--quick", "--threads", "1", "--steps", "3", "--test-tiles", "2", "--val-tiles", "2",
+        "--cost-steps", "1"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    if not (bench.data_path(None) / "split.json").exists():
+        pytest.skip(f"benchmark data not found at {bench.data_path(None)} (set PIXREL_BENCH_DATA)")
+    out = tmp_path_factory.mktemp("bench")
+    threads = torch.get_num_threads()
+    assert bench.main(TINY + ["--out", str(out)]) == 0
+    assert torch.get_num_threads() == threads  # --threads is undone for in-process callers
+    return out
+
+
+def test_quick_writes_valid_results_and_report(results):
+    runs = [p for p in results.glob("*.json") if not p.name.startswith("cost-")]
+    modes = sorted(json.loads(p.read_text())["spec"]["mode"] for p in runs)
+    assert modes == ["forest", "inter", "intra", "none"]
+    class_names = bench.load_data(str(bench.data_path(None))).class_names
+    for path in runs:
+        assert bench.check_result(json.loads(path.read_text()), class_names) == []
+    assert bench.check_cost(json.loads(next(results.glob("cost-*.json")).read_text())) == []
+    text = (results / "RESULTS.md").read_text()
+    assert "paper across" in text and "Step cost" in text
+
+
+def test_second_call_skips_finished_runs(results):
+    stamps = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    assert bench.main(TINY + ["--out", str(results)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")} == stamps
+
+
+def test_check_result_flags_non_finite_numbers(results):
+    path = next(p for p in results.glob("full-*none*.json"))
+    result = json.loads(path.read_text())
+    result["test"]["mIoU"] = None  # how NaN is stored
+    result["curve"][0]["val"]["membrane"] = float("inf")
+    problems = bench.check_result(result, ["background", "membrane", "mitochondria"])
+    assert len(problems) == 2 and any("test.mIoU" in p for p in problems)
+
+
+def test_report_only(results):
+    (results / "RESULTS.md").unlink()
+    assert bench.main(["--report", "--out", str(results)]) == 0
+    assert (results / "RESULTS.md").exists()
+
+
+def test_run_names_follow_every_setting():
+    spec = bench.RunSpec(subset=1, mode="intra", steps=10, train={"relation_weight": 1})
+    same = bench.RunSpec.from_dict(json.loads(json.dumps({**spec.to_dict(), "name": spec.name})))
+    assert same == spec and same.name == spec.name
+    assert spec.name == bench.RunSpec(subset=1, mode="intra", steps=10, train={"relation_weight": 1.0}).name
+    assert spec.name.startswith("full-s1-intra-seed0-")
+    assert spec.name != bench.RunSpec(subset=1, mode="intra", steps=10, train={"relation_weight": 0.1}).name
+    assert spec.name != bench.RunSpec(subset=1, mode="intra", steps=11, train={"relation_weight": 1}).name
+
+
+@pytest.mark.parametrize("bad", [
+    {"subset": 0, "mode": "relation", "steps": 5},
+    {"subset": 0, "labels": "sparse", "steps": 5},
+    {"subset": 0, "steps": 5, "train": {"learning_rate": 1e-3}},
+    {"subset": 0, "steps": 5, "train": {"loss": "intra"}},
+    {"subset": 0, "steps": 5, "model": {"head": "linear"}},
+    {"subset": 0},
+    {"subset": 0, "mode": "forest", "steps": 5},
+    {"subset": -1, "steps": 5},
+])
+def test_bad_specs_fail_early(bad):
+    with pytest.raises(ValueError):
+        bench.RunSpec(**bad)
+
+
+def _fake_result(spec: "bench.RunSpec", miou: float) -> dict:
+    """A result file as run_one writes it, with made-up numbers (for the report alone)."""
+    iou = {"background": 0.9, "membrane": 0.6, "mitochondria": miou * 3 - 1.5, "mIoU": miou}
+    seconds = list(spec.eval_seconds) or [1.0]
+    curve = [{"point": f"{s:g}s", "step": 10 * (i + 1), "seconds": s + 0.3, "val": iou,
+              "test": {**iou, "mIoU": miou * (i + 1) / len(seconds)}} for i, s in enumerate(seconds)]
+    return {"name": spec.name, "spec": spec.to_dict(), "command": "pixrel bench --part all",
+            "device": {"type": "cpu", "name": "Test CPU", "threads": 2}, "wall_seconds": 60.0,
+            "steps": 100, "step_seconds_median": 0.5, "val": iou, "test": iou, "curve": curve}
+
+
+def test_report_tables_plot_and_pairing(tmp_path):
+    evals = {"minutes": 1, "eval_seconds": [15, 30, 60]}
+    specs = [(bench.RunSpec(subset=s, mode=m, seed=seed, **evals), 0.6 + 0.01 * s + 0.02 * i)
+             for s in range(3) for seed in (0, 1) for i, m in enumerate(("none", "intra", "inter"))]
+    specs += [(bench.RunSpec(subset=s, mode="intra", train={"relation_weight": 0.1}, **evals), 0.7)
+              for s in range(3)]
+    specs += [(bench.RunSpec(subset=s, labels=k, mode="forest"), 0.55) for s in range(3)
+              for k in ("full", "scribbles")]
+    specs += [(bench.RunSpec(subset="all", mode="none", **evals), 0.8)]
+    for spec, miou in specs:
+        bench.write_json(tmp_path / f"{spec.name}.json", _fake_result(spec, miou))
+    text = bench.bench_report.report(tmp_path).read_text()
+    assert (tmp_path / "learning_speed.png").stat().st_size > 10_000
+    assert "| **mIoU** | 56.78 | 63.41 | 64.20 | 55.0 ± 0.0 | 61.0 ± 0.9 | 63.0 ± 0.9 | 65.0 ± 0.9 |" in text
+    assert "relation_weight=0.1" in text and "192 tiles" in text and "Test CPU" in text
+    assert "| 2.0 ± 0.0 (n=6) |" in text  # within vs CE, paired over subsets and seeds
+    assert "passes 64.2" in text

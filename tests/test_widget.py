@@ -1,0 +1,175 @@
+"""The trainer dock in a real (headless) napari viewer, with tiny training budgets.
+
+Run under Xvfb (see the Makefile): napari needs an OpenGL context to add layers.
+"""
+
+import numpy as np
+import pytest
+import tifffile
+from qtpy.QtCore import QThreadPool
+
+from napari_pixrel._sample_data import few_shot_sample
+from napari_pixrel._widget import OUTPUT_KEY, PREDICTION, UNCERTAINTY, PixrelWidget, output_names
+
+TINY_NET = {"decoder_channels": (32, 16, 16, 8, 8)}
+TINY_TRAINING = {"patch_size": 64, "batch_size": 2, "eval_every": 3, "mixed_precision": False}
+N_IMAGES = 4
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in few_shot_sample():
+        getattr(viewer, f"add_{kind}")(data[:N_IMAGES], **kwargs)
+    return viewer
+
+
+@pytest.fixture
+def widget(viewer) -> PixrelWidget:
+    """The dock, found through the plugin manifest, set to the scribbles and a tiny budget."""
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-pixrel", "pixrel: few-shot trainer")
+    assert isinstance(widget, PixrelWidget)
+    widget.model_settings = TINY_NET
+    widget.train_settings = TINY_TRAINING
+    widget.labels.value = viewer.layers["scribbles"]
+    widget.budget.value = 6
+    return widget
+
+
+def steps_done(widget) -> int:
+    return len(widget.training_plot.series.get("", {}).get("step", []))
+
+
+def user_layers(viewer):
+    """Copies of the layers the user owns (everything but the dock's outputs)."""
+    return {layer.name: np.array(layer.data) for layer in viewer.layers if not layer.metadata.get(OUTPUT_KEY)}
+
+
+def test_widget_offers_layers_and_class_names_from_the_sample(widget, viewer):
+    assert widget.image.value is viewer.layers["pixrel sample"]
+    assert [layer.name for layer in widget.labels.choices] == ["scribbles", "ground truth"]
+    assert widget.class_names.value == "background, membrane, mitochondria"
+
+
+def test_training_in_background_updates_one_prediction_layer_and_the_iou_table(widget, viewer, qtbot):
+    before = user_layers(viewer)
+    for _ in range(2):  # a second run reuses the same output layers
+        widget.train_button.native.click()
+        assert widget.busy
+        qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    assert widget.last_error == ""
+    names = [layer.name for layer in viewer.layers]
+    assert names.count(PREDICTION) == 1 and names.count(UNCERTAINTY) == 1
+    prediction = viewer.layers[PREDICTION].data
+    assert prediction.shape == viewer.layers["scribbles"].data.shape
+    assert set(np.unique(prediction)) <= {1, 2, 3}
+    uncertain = viewer.layers[UNCERTAINTY].data
+    assert uncertain.shape == prediction.shape and 0 <= uncertain.min() and uncertain.max() <= 1
+    table = widget.iou_table.values()
+    assert list(table) == ["validation", "painted (train)"]
+    assert list(table["validation"]) == ["background", "membrane", "mitochondria", "mIoU"]
+    assert table["painted (train)"]["mIoU"] != "-"
+    assert widget.progress.value() == 100 and widget.training_plot.series[""]["step"][-1] == 6
+    assert widget.first_prediction_after is not None
+    after = user_layers(viewer)
+    assert list(after) == list(before) == ["pixrel sample", "ground truth", "scribbles"]
+    for name, data in after.items():
+        np.testing.assert_array_equal(data, before[name])
+
+
+def test_pause_resume_stop(widget, qtbot):
+    widget.budget.value = 10_000
+    widget.train_settings = {**TINY_TRAINING, "eval_every": 0}
+    widget.train()
+    qtbot.waitUntil(lambda: steps_done(widget) >= 2, timeout=60_000)
+    widget.pause_button.native.click()
+    assert widget.resume_button.enabled and not widget.pause_button.enabled
+    qtbot.wait(300)  # a step in flight may still land
+    paused_at = steps_done(widget)
+    qtbot.wait(700)
+    assert steps_done(widget) == paused_at
+    widget.resume_button.native.click()
+    qtbot.waitUntil(lambda: steps_done(widget) > paused_at + 1, timeout=30_000)
+    widget.stop_button.native.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert widget.train_button.enabled and not widget.stop_button.enabled
+    assert widget.segmenter is not None and PREDICTION in widget.viewer.layers  # the final report is shown
+
+
+def test_stop_while_paused_and_closing_the_viewer_end_the_thread(widget, viewer, qtbot):
+    widget.budget.value = 10_000
+    widget.train()
+    qtbot.waitUntil(lambda: steps_done(widget) >= 1, timeout=60_000)
+    widget.pause()
+    viewer.close()
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+
+
+def test_errors_become_messages_and_the_widget_recovers(widget, viewer):
+    viewer.add_labels(np.zeros_like(viewer.layers["scribbles"].data), name="empty")
+    widget.labels.value = viewer.layers["empty"]
+    widget.run_in_thread = False
+    widget.train()
+    assert "nothing is painted" in widget.last_error and not widget.busy
+    widget.labels.value = viewer.layers["scribbles"]
+    widget.validation.value = "0, 1, 2, 3"
+    widget.train()
+    assert "leave at least one for training" in widget.last_error
+    widget.continue_training()
+    assert "no model to continue" in widget.last_error
+    assert widget.train_button.enabled
+
+
+def test_continue_training_and_teaching_mode(widget, viewer):
+    widget.run_in_thread = False
+    widget.teaching.value = True
+    widget.train()
+    assert widget.last_error == ""
+    for run in ("cross-entropy", "pixel relation"):
+        assert output_names(run)[0] in viewer.layers
+    assert len(widget.iou_table.values()) == 4
+    first = widget.segmenters["pixel relation"]
+    widget.continue_training()
+    assert widget.segmenters["pixel relation"] is not first
+    assert widget.segmenters["pixel relation"].training["history"][-1]["step"] == 12
+
+
+def test_study_gives_curve_and_verdict(widget):
+    widget.run_in_thread = False
+    widget.labels.value = widget.viewer.layers["ground truth"]
+    widget.study_steps.value = 2
+    widget.study_rotations.value = 1
+    widget.run_study()
+    assert widget.last_error == ""
+    result = widget.study_plot.result
+    assert [p.n_train for p in result.points] == [1, 2, 3]
+    assert result.verdict in ("flattened", "still climbing")
+    assert widget.verdict.text() == result.sentence
+
+
+def test_save_load_apply_to_stack_folder_and_export(widget, viewer, tmp_path, qtbot):
+    widget.run_in_thread = False
+    widget.train()
+    widget.apply_to_image()
+    first = np.array(viewer.layers[PREDICTION].data)
+    assert first.shape == viewer.layers["pixrel sample"].data.shape
+    assert (first >= 1).all()  # every slice of the stack is filled
+    widget.save_model(tmp_path / "model.pixrel")
+    widget.load_model(tmp_path / "model.pixrel")
+    viewer.layers.remove(PREDICTION)
+    widget.run_in_thread = True
+    widget.apply_to_image()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    np.testing.assert_array_equal(viewer.layers[PREDICTION].data, first)
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        tifffile.imwrite(images / f"im{i}.tif", viewer.layers["pixrel sample"].data[i])
+    widget.run_in_thread = False
+    widget.apply_to_folder(images)
+    written = sorted((images / "pixrel_labels").glob("*.tif"))
+    assert [p.name for p in written] == ["im0_labels.tif", "im1_labels.tif"]
+    np.testing.assert_array_equal(tifffile.imread(written[1]), first[1])
+    exported = widget.export_prediction(tmp_path / "prediction.tif")
+    np.testing.assert_array_equal(tifffile.imread(exported), first)
