@@ -5,7 +5,8 @@ Mesa's software renderer (llvmpipe: Xvfb, virtual machines, remote desktops)
 that context loads the system libLLVM, and importing triton afterwards (CUDA
 builds of torch pull it in through torchvision -> torch._dynamo) segfaults in
 its LLVM initialisers. Loading triton with RTLD_DEEPBIND makes it bind its own
-LLVM symbols first; without triton, or where it is already loaded, nothing happens.
+LLVM symbols first. Nothing happens without triton, where it is already loaded,
+or where no libLLVM is in the process yet (CLI, notebooks, GPU servers).
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ import os
 import sys
 
 
+def _llvm_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as maps:
+            return "libLLVM" in maps.read()
+    except OSError:
+        return False
+
+
 def load_triton_isolated() -> None:
     loaded_or_absent = "triton" in sys.modules or importlib.util.find_spec("triton") is None
-    if loaded_or_absent or not hasattr(os, "RTLD_DEEPBIND"):
+    if loaded_or_absent or not hasattr(os, "RTLD_DEEPBIND") or not _llvm_loaded():
         return
     flags = sys.getdlopenflags()
     sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
