@@ -97,16 +97,21 @@ class Group:
         steps = [r["steps"] for r in self.runs if r.get("steps")]
         return f"{statistics.median(steps):.0f}" if steps else "—"
 
-    def curve(self) -> list[tuple[float, float]]:
-        """(mean training seconds, mean test mIoU %) at the eval points every run of the group reached."""
+    @property
+    def step_budget(self) -> bool:
+        """Runs budgeted in steps only: their curves are compared at equal steps, not seconds."""
+        return self.spec.get("minutes") is None and bool(self.spec.get("steps"))
+
+    def curve(self, x: str = "seconds") -> list[tuple[float, float]]:
+        """(mean training seconds or steps, mean test mIoU %) at the eval points every run reached."""
         points = [{p["point"]: p for p in r["curve"]} for r in self.runs]
         common = [k for k in points[0] if all(k in pts for pts in points)]
         out = []
         for k in common:
-            seconds = [pts[k]["seconds"] for pts in points]
+            xs = [pts[k][x] for pts in points]
             miou = [100 * pts[k]["test"]["mIoU"] for pts in points if pts[k]["test"]["mIoU"] is not None]
-            if miou and None not in seconds:
-                out.append((statistics.mean(seconds), statistics.mean(miou)))
+            if miou and None not in xs:
+                out.append((statistics.mean(xs), statistics.mean(miou)))
         return sorted(out)
 
 
@@ -230,7 +235,7 @@ def _speed(groups: list[Group], out_dir: Path) -> list[str]:
             name = f"{MODE_NAMES[g.mode]} ({g.budget}{'' if g.default else ', ' + g.settings})"
             if not g.few_shot:
                 name = f"ceiling: {name}, 192 tiles"
-            curves.setdefault((g.device, g.labels), []).append((name, g, g.curve()))
+            curves.setdefault((g.device, g.labels), []).append((name, g))
     if not curves:
         return ["No learning curves yet (runs need a time budget and eval points).", ""]
     import matplotlib
@@ -247,7 +252,10 @@ def _speed(groups: list[Group], out_dir: Path) -> list[str]:
         for j, labels in enumerate(kinds):
             ax = axes[i, j]
             thresholds = [PAPER_BEST]
-            tiles = next((g.tiles for _, g, _ in curves.get((device, labels), [])), (None, None))
+            panel = curves.get((device, labels), [])
+            tiles = next((g.tiles for _, g in panel), (None, None))
+            x = "step" if panel and all(g.step_budget for _, g in panel) else "seconds"
+            unit = "steps" if x == "step" else "s"
             for forest_labels in LABEL_NAMES:
                 forest = _forest_for(groups, forest_labels, tiles, device)
                 level = statistics.mean(forest.values("test")) if forest else None
@@ -257,15 +265,17 @@ def _speed(groups: list[Group], out_dir: Path) -> list[str]:
                     label = f"forest, {forest_labels} ({level:.1f})"
                     ax.axhline(level, ls="--", lw=1, color=color, label=label)
             ax.axhline(PAPER_BEST, ls=":", color="k", lw=1, label="paper best (64.2)")
-            for name, g, curve in curves.get((device, labels), []):
+            for name, g in panel:
+                curve = g.curve(x)
                 ax.plot(*zip(*curve, strict=True), marker="o", ms=3, label=f"{name}, n={len(g.runs)}")
                 passes = []
                 for level in thresholds:
                     hit = next((s for s, m in curve if level is not None and m >= level), None)
-                    passes.append("—" if level is None else f"{hit:.0f} s" if hit is not None
-                                  else f"not in {curve[-1][0]:.0f} s")
+                    passes.append("—" if level is None else f"{hit:.0f} {unit}" if hit is not None
+                                  else f"not in {curve[-1][0]:.0f} {unit}")
                 rows.append([device, labels, name, f"{curve[-1][1]:.1f}"] + passes)
-            ax.set(title=f"{LABEL_NAMES[labels]} — {device}", xlabel="training seconds",
+            xlabel = "training steps" if x == "step" else "training seconds"
+            ax.set(title=f"{LABEL_NAMES[labels]} — {device}", xlabel=xlabel,
                    ylabel="test mIoU % (mean over runs)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="lower right")
@@ -275,7 +285,8 @@ def _speed(groups: list[Group], out_dir: Path) -> list[str]:
     header = ["device", "labels", "curve", "final test mIoU", "passes 64.2", "passes forest, full",
               "passes forest, scribbles"]
     return (["![learning speed](learning_speed.png)", "",
-             "Time to pass (training seconds, first eval point at or above the level; mean curve):", ""]
+             "Time to pass (training seconds, or steps for step-budget runs; first eval point at or above the "
+             "level; mean curve):", ""]
             + _table(header, rows) + [""])
 
 
