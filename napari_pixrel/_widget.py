@@ -104,12 +104,20 @@ def _stop_all(jobs: list) -> None:
         job.stop()
 
 
+class JobFailed(Exception):
+    """A job's RuntimeError (most torch errors), passed on as another type: napari's worker takes a
+    RuntimeError for a deleted worker and drops it, which would leave the dock busy for ever."""
+
+
 def _with_threads(reports, threads: int | None):
     """Pass ``reports`` on, after setting torch's CPU threads in the thread that runs them (torch keeps
     the setting per thread, so it must be set there)."""
     if threads:
         torch.set_num_threads(threads)
-    yield from reports
+    try:
+        yield from reports
+    except RuntimeError as err:
+        raise JobFailed(f"{type(err).__name__}: {err}") from None
 
 
 def _alternate(runs: dict[str, Trainer]):
@@ -166,6 +174,7 @@ class PixrelWidget(QWidget):
         self._latest: dict = {}  # run name -> newest report that carries IoU and a prediction
         self._render_source = None  # the layer whose scale/translate output layers copy
         self._job_kind = ""
+        self._render = None  # the running job's render function (see _rendered)
         self._train_started = 0.0
         self.first_prediction_after: float | None = None  # seconds from Train to the first prediction shown
         self._build()
@@ -303,12 +312,19 @@ class PixrelWidget(QWidget):
             self._finished()
             return
 
+        self._render = render
         self.worker = create_worker(_with_threads, reports, self.cpu_threads, _start_thread=False,
                                     _ignore_errors=True)
-        self.worker.yielded.connect(render)
+        self.worker.yielded.connect(self._rendered)
         self.worker.errored.connect(self._fail)
         self.worker.finished.connect(self._finished)
         self.worker.start()
+
+    def _rendered(self, report) -> None:
+        """Pass a worker's report to the job's render function. Connected as a method of this widget, so
+        that Qt drops the reports still queued when napari closes the dock (no rendering into deleted
+        widgets)."""
+        self._render(report)
 
     def _finished(self) -> None:
         self._jobs.clear()
@@ -316,7 +332,7 @@ class PixrelWidget(QWidget):
         self._set_busy("")
 
     def _fail(self, err: BaseException) -> None:
-        plain = isinstance(err, ValueError | MemoryError | OSError)
+        plain = isinstance(err, ValueError | MemoryError | OSError | JobFailed)
         message = str(err) if plain else f"{type(err).__name__}: {err}"
         self.last_error = message
         self.status.setText(message)
@@ -350,8 +366,16 @@ class PixrelWidget(QWidget):
         self._say("stopping ...")
 
     # ---------- output layers
+    def _check_output_names(self, *names: str) -> None:
+        """Refuse when a layer of the user's has the name of an output layer: it would be overwritten."""
+        for name in names:
+            if name in self.viewer.layers and not self.viewer.layers[name].metadata.get(OUTPUT_KEY):
+                raise ValueError(f"your layer '{name}' has the name of a layer this plugin writes its results "
+                                 "to: rename it (the plugin never writes into your layers)")
+
     def _output_layer(self, name: str, data: np.ndarray, kind: str):
         """Set the data of the output layer ``name``, creating it once (never a pile of layers)."""
+        self._check_output_names(name)
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         if layer is not None and layer.data.ndim == data.ndim:
             layer.data = data
@@ -435,6 +459,7 @@ class PixrelWidget(QWidget):
         image, labels_shape, names, train, val = self._snapshot()
         runs = {}
         for run, config in self._run_configs().items():
+            self._check_output_names(*output_names(run))
             start = self.segmenters.get(run, self.segmenter) if continue_from else None
             model = None if start else ModelConfig(n_classes=len(names), **self.model_settings)
             runs[run] = Trainer(train, config, model, val=val, class_names=names, preview=image,
@@ -546,7 +571,8 @@ class PixrelWidget(QWidget):
         if self.image.value is None:
             raise ValueError("choose an image layer to apply the model to")
         layer = self.image.value
-        planes, lead = as_planes(layer.data, n_channels=segmenter.config.in_channels)
+        planes, lead = as_planes(layer.data, n_channels=segmenter.config.in_channels, rgb=layer.rgb)
+        self._check_output_names(*output_names(""))
         n, h, w = planes.shape[:3]
         labels = np.zeros((n, h, w), labels_dtype(segmenter.n_classes))
         uncertain = np.zeros((n, h, w), np.float32)

@@ -22,12 +22,14 @@ class Plane:
     labels: np.ndarray
 
 
-def as_planes(image, n_channels: int | None = None, labels_shape: tuple | None = None):
+def as_planes(image, n_channels: int | None = None, labels_shape: tuple | None = None, rgb: bool = False):
     """View ``image`` as (N, H, W, C) planes; return it and the leading shape to restore.
 
     The channel axis is found from the labels' shape when given (labels have
     no channel axis), else from the model's channel count: a last axis of
-    length ``n_channels`` > 1 is channels. Leading axes (Z, T, ...) become N.
+    length ``n_channels`` > 1 is channels. ``rgb`` says the last axis is
+    colour (napari knows it), so a grayscale model is refused rather than
+    reading an RGB image as a stack. Leading axes (Z, T, ...) become N.
     Works lazily on dask arrays (only reshapes).
     """
     shape = tuple(image.shape)
@@ -43,11 +45,12 @@ def as_planes(image, n_channels: int | None = None, labels_shape: tuple | None =
                 "layer created for this image (same height, width and slices)"
             )
     else:
-        has_channels = n_channels is not None and n_channels > 1
-        if has_channels and shape[-1] != n_channels:
+        has_channels = rgb or (n_channels is not None and n_channels > 1)
+        if has_channels and n_channels is not None and shape[-1] != n_channels:
+            kind = f"an RGB image with {shape[-1]} channels" if rgb else f"of shape {shape}"
             raise ValueError(
-                f"the model expects {n_channels} channels (last axis), the image has shape {shape}: "
-                "use a model trained on images with this many channels"
+                f"the model expects {n_channels} channels (last axis), the image is {kind}: "
+                "apply a model trained on images like this one, or train one on it"
             )
     spatial = shape[:-1] if has_channels else shape
     if len(spatial) < 2:
@@ -73,16 +76,16 @@ def check_labels(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray
     if n_classes is not None and labels.size and labels.max() > n_classes:
         raise ValueError(
             f"labels contain class {int(labels.max())} but only {n_classes} classes are configured: "
-            "raise the number of classes or repaint those pixels"
+            f"give class names up to class {int(labels.max())}, or repaint those pixels"
         )
     return labels.astype(np.int64)
 
 
-def check_image(image: np.ndarray) -> None:
-    """Refuse images that cannot be normalised (NaN/inf)."""
-    if not np.isfinite(image).all():
+def check_image(image) -> None:
+    """Refuse images that cannot be normalised (NaN/inf); integer images cannot hold them."""
+    if not np.issubdtype(image.dtype, np.integer) and not np.isfinite(image).all():
         raise ValueError(
-            "the image contains NaN or infinite values: replace them (e.g. numpy.nan_to_num) before training"
+            "the image contains NaN or infinite values: replace them first (e.g. with numpy.nan_to_num)"
         )
 
 

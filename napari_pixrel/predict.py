@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import as_planes, pad_to
+from .data import as_planes, check_image, pad_to
 from .model import STRIDE, Segmenter
 
 
@@ -33,11 +33,20 @@ def _round_up(n: int, m: int) -> int:
 
 def _run(segmenter: Segmenter, windows: list[np.ndarray]) -> np.ndarray:
     """Normalised (h, w, C) windows of equal shape -> probabilities (n, K, h, w)."""
+    for w in windows:
+        check_image(w)  # NaN would silently give class 1 everywhere
     net = segmenter.net
     x = torch.from_numpy(np.stack([np.moveaxis(w, -1, 0) for w in windows])).to(segmenter.device)
-    with torch.inference_mode():
-        logits = net.logits(x.contiguous(memory_format=torch.channels_last))
-        return torch.softmax(logits.float(), 1).cpu().numpy()
+    try:
+        with torch.inference_mode():
+            logits = net.logits(x.contiguous(memory_format=torch.channels_last))
+            return torch.softmax(logits.float(), 1).cpu().numpy()
+    except torch.OutOfMemoryError:
+        pass  # raised below, outside this handler, so the failed pass's frames and tensors are freed
+    h, w = windows[0].shape[:2]
+    smaller = max(128, _round_up(max(h, w) // 2, STRIDE))
+    raise MemoryError(f"out of memory on {x.device} predicting a {h}x{w} window: use a smaller tile "
+                      f"(e.g. tile={smaller})")
 
 
 def _read(plane, y0: int, x0: int, size: int) -> np.ndarray:
@@ -100,7 +109,8 @@ def predict(
     labels = np.zeros((n, h, w), labels_dtype(segmenter.n_classes))
     probs = np.zeros((segmenter.n_classes, n, h, w), np.float32) if probabilities else None
     for i, _, p in iter_predict(segmenter, image, tile, overlap):
-        labels[i] = p.argmax(0) + 1
+        for y in range(0, h, 256):  # in bands: no plane-sized int64 argmax next to the probabilities
+            labels[i, y:y + 256] = p[:, y:y + 256].argmax(0) + 1
         if probs is not None:
             probs[:, i] = p
         if should_stop is not None and should_stop():

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .data import Normalizer, PatchSampler, Plane
+from .data import Normalizer, PatchSampler, Plane, check_image
 from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
 from .model import STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
@@ -140,10 +140,14 @@ class Trainer:
             class_names = class_names or default_class_names(max(n_classes, 2))
         check_training_labels(train, val, class_names)
         if len(class_names) != n_classes:
-            raise ValueError(f"{len(class_names)} class names given for {n_classes} classes")
+            raise ValueError(f"{len(class_names)} class names given for a model of {n_classes} classes: give "
+                             f"{n_classes} names, or train a new model for {len(class_names)} classes")
         for p in train + val:
             if int(p.labels.max()) > n_classes:
-                raise ValueError(f"labels contain class {int(p.labels.max())} but the model has {n_classes} classes")
+                raise ValueError(f"labels contain class {int(p.labels.max())} but the model has {n_classes} "
+                                 "classes: train a new model for these classes, or repaint those pixels")
+        if preview is not None:
+            check_image(preview)  # found now, not at the first evaluation
         in_channels = train[0].image.shape[-1]
         if any(p.image.shape[-1] != in_channels for p in train + val):
             raise ValueError("all images must have the same number of channels")
@@ -158,7 +162,8 @@ class Trainer:
         if start_from is not None:
             if start_from.config.in_channels != in_channels:
                 raise ValueError(
-                    f"the model takes {start_from.config.in_channels} channels, the images have {in_channels}"
+                    f"the model takes {start_from.config.in_channels} channels, the images have {in_channels}: "
+                    "train a new model on these images"
                 )
             net = copy.deepcopy(start_from.net)
             normalizer = start_from.normalizer
@@ -242,7 +247,7 @@ class Trainer:
         sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine" else None)
         relation = cfg.relation
         net.train()
-        step, elapsed, terms, weight, message = 0, 0.0, (math.nan,) * 3, 0.0, ""
+        step, elapsed, terms, weight, message, out_of_memory = 0, 0.0, (math.nan,) * 3, 0.0, "", False
         try:
             while not self._stop.is_set():
                 self._running.wait()
@@ -280,12 +285,17 @@ class Trainer:
                 evaluate = cfg.eval_every > 0 and step % cfg.eval_every == 0
                 yield self._report(step, elapsed, terms, weight, evaluate)
         except torch.OutOfMemoryError:
-            raise MemoryError(
-                f"out of memory on {dev}: lower the patch size (now {cfg.patch_size}) or the batch size "
-                f"(now {cfg.batch_size})"
-            ) from None
+            out_of_memory = True  # raised below, once this error's frames (and their tensors) are gone
         finally:
+            opt = sched = x = target = logits = emb = ce = rel = loss = None  # the last batch, optimiser state
+            net.zero_grad(set_to_none=True)  # and gradients ...
             if dev.type == "cuda":
-                torch.cuda.empty_cache()
+                torch.cuda.empty_cache()  # ... go back to the device, not only to torch's cache
+        if out_of_memory:
+            raise MemoryError(f"out of memory on {dev}: lower the patch size (now {cfg.patch_size}) or the batch "
+                              f"size (now {cfg.batch_size})")
         net.eval()
-        yield self._report(step, elapsed, terms, weight, evaluate=True, finished=True, message=message)
+        final = self._report(step, elapsed, terms, weight, evaluate=True, finished=True, message=message)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()  # and what the last evaluation cached
+        yield final

@@ -1,5 +1,6 @@
-"""Shared fixtures: the synthetic sample and a tiny model trained on it for a few steps."""
+"""Shared fixtures (the synthetic sample, a tiny model trained on it for a few steps) and tiny inputs."""
 
+import numpy as np
 import pytest
 
 from napari_pixrel.data import painted_planes
@@ -24,3 +25,18 @@ def tiny_segmenter(sample):
     for _ in trainer.run():
         pass
     return trainer.segmenter
+
+
+def scribbles(shape, painted=None) -> np.ndarray:
+    """Labels with a stroke of class 1 and one of class 2 in every plane (or only the ``painted`` planes)."""
+    labels = np.zeros(shape, np.uint8)
+    planes = labels.reshape((-1,) + labels.shape[-2:])
+    for i in range(len(planes)) if painted is None else painted:
+        planes[i, :3, :4] = 1
+        planes[i, -3:, -4:] = 2
+    return labels
+
+
+def noise(shape, dtype=np.float32, scale=1.0) -> np.ndarray:
+    """A reproducible random image of ``dtype`` with values in [0, scale)."""
+    return (np.random.default_rng(0).random(shape) * scale).astype(dtype)
