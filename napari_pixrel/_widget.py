@@ -21,7 +21,7 @@ from pathlib import Path
 import napari.layers
 import numpy as np
 import torch
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QLabel, QProgressBar, QTabWidget, QVBoxLayout, QWidget
@@ -31,6 +31,7 @@ from ._iou_table import IouTable
 from ._plots import StudyPlot, TrainingPlot
 from ._throttle import Throttle
 from .data import as_planes, painted_indices, painted_planes, split_labels
+from .evidence import DEFAULT_RELATION_WEIGHT, LOSS_ADVICE
 from .model import ModelConfig, Segmenter
 from .predict import iter_predict, labels_dtype, uncertainty
 from .study import Study
@@ -192,8 +193,12 @@ class PixrelWidget(QWidget):
         self.labels = ComboBox(label="labels", choices=self._labels_choices)
         self.class_names = LineEdit(label="class names", value="background, foreground")
         self.validation = LineEdit(label="validation slices", value="last")
-        self.loss = ComboBox(label="loss", choices=list(LOSSES), value="pixel relation within image")
-        self.relation_weight = FloatSpinBox(label="relation weight", value=1.0, min=0.0, max=100.0, step=0.1)
+        self.loss = ComboBox(label="loss", choices=list(LOSSES), value="cross-entropy only")
+        self.loss_advice = Label(value=LOSS_ADVICE)
+        self.loss_advice.native.setWordWrap(True)
+        self.relation_weight = FloatSpinBox(label="relation weight", value=DEFAULT_RELATION_WEIGHT, min=0.0,
+                                            max=100.0, step=0.01)
+        self.relation_weight.tooltip = "weight of the pixel-relation term; the paper's setting is 1"
         self.budget = FloatSpinBox(label="budget", value=300, min=0.1, max=1e6, step=10)
         self.budget_unit = ComboBox(label="budget unit", choices=["steps", "minutes"], value="steps")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
@@ -202,7 +207,7 @@ class PixrelWidget(QWidget):
                                    "(e.g. '4, 5'), 'last' = the last painted slice, empty = none")
         self.labels.changed.connect(self._take_class_names_from_layer)
         form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
-                                  self.relation_weight, self.budget, self.budget_unit, self.teaching])
+                                  self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.teaching])
 
         self.train_button = PushButton(text="Train")
         self.pause_button = PushButton(text="Pause")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ class TrainConfig:
     """Loss and optimisation settings (stored with the model)."""
 
     loss: str = "none"  # "none" (cross-entropy only), "intra", "inter"
-    relation_weight: float = 1.0
+    relation_weight: float = 1.0  # the paper's; the CLI and the dock default to evidence.DEFAULT_RELATION_WEIGHT
     anchors_per_class: int = 1
     negative_target: float = -1.0
     hard_anchors: bool = False
@@ -50,7 +49,7 @@ class TrainConfig:
     device: str = "auto"
     mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
     eval_every: int = 25
-    cpu_threads: int | None = None  # torch CPU threads; None = all cores (the napari dock leaves one to the UI)
+    cpu_threads: int | None = None  # None: torch's default (all cores); the napari dock leaves one to the UI
 
     def __post_init__(self):
         RelationSettings(self.loss, self.anchors_per_class, self.negative_target, self.hard_anchors)
@@ -156,8 +155,8 @@ class Trainer:
         self.config = config
         self.train_planes, self.val_planes, self.preview = train, val, preview
         self.device = resolve_device(config.device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(config.cpu_threads or os.cpu_count() or 1)
+        if self.device.type == "cpu" and config.cpu_threads:
+            torch.set_num_threads(config.cpu_threads)
         torch.manual_seed(config.seed)
         if start_from is not None:
             if start_from.config.in_channels != in_channels:

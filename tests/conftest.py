@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from napari_pixrel.data import painted_planes
 from napari_pixrel.model import ModelConfig
@@ -9,6 +10,15 @@ from napari_pixrel.sample_data import CLASS_NAMES, load_sample_data
 from napari_pixrel.trainer import TrainConfig, Trainer
 
 TINY = ModelConfig(n_classes=3, encoder="resnet18", embed_dim=4, decoder_channels=(64, 32, 16, 16, 8))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny tensors gain nothing from a second CPU thread, and lose a lot when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -24,15 +24,6 @@ QUICK = TrainConfig(steps=2, patch_size=64, batch_size=2, eval_every=0, mixed_pr
 NAMES = ["background", "cells"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors gain nothing from a second CPU thread, and lose a lot when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def train(image, labels, names=NAMES, val_labels=None, model=SMALL):
     """What the dock and the CLI do: cut painted planes (checking labels against the class count), train."""
     train_planes = painted_planes(image, labels, len(names))

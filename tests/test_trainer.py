@@ -144,8 +144,8 @@ def test_class_painted_only_in_validation_is_refused(sample):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", [1, 2], ids=["full", "scribbles"])
-def test_short_training_learns_well_above_chance(sample, kind):
+@pytest.mark.parametrize("kind,floor", [(1, 0.5), (2, 0.4)], ids=["full", "scribbles"])
+def test_short_training_learns_well_above_chance(sample, kind, floor):
     images, truth, _ = sample
     cfg = TrainConfig(steps=60, patch_size=128, eval_every=0, seed=0)
     trainer = Trainer(planes(sample, (0, 1, 2, 3), kind), cfg, model=TINY, class_names=list(CLASS_NAMES))
@@ -153,5 +153,5 @@ def test_short_training_learns_well_above_chance(sample, kind):
     cm = ConfusionMatrix(3)
     for i in (4, 5):
         cm.update(predict(trainer.segmenter, images[i]).labels, truth[i])
-    # chance (uniform guess) gives an mIoU near 0.2 on these class fractions
-    assert cm.miou() > 0.5, cm.as_dict(CLASS_NAMES)
+    # chance (uniform guess) gives an mIoU near 0.2 on these class fractions; 2% scribbles learn slower
+    assert cm.miou() > floor, cm.as_dict(CLASS_NAMES)
