@@ -2,10 +2,11 @@
 
 The GPU run (benchmarks/gpu_run.sh) covered the paper's table, the paper's
 regime and the weight levers; these are the levers it did not reach, at the
-same 600 equal steps, in priority order (the CPU is slow: a run takes 5 to
-20 minutes here): 8 anchors per class (led on val on its one GPU subset),
-the separate projection head, scribbles (CE against the paper's setting),
-then more subsets of each.
+same 600 equal steps, in priority order (a run takes 3 to 35 minutes here,
+depending on what else runs): 8 anchors per class (led on val on its one GPU
+subset), the separate projection head, then scribbles, CE against the
+paper's setting subset by subset (CE overfits thin strokes: the regime where
+a regulariser may pay), then more subsets of the first two.
 
     python benchmarks/cpu_followup.py specs.json
     pixrel bench --specs specs.json --out benchmarks/results/cpu
@@ -22,13 +23,9 @@ from relation_sweep import runs
 def specs() -> list[dict]:
     anchors8 = [r for r in runs("intra", train={"anchors_per_class": 8}) if r["subset"] != 0]
     projection = [r for r in runs("intra", model={"head": "projection"}) if r["subset"] in (0, 1)]
-    scribbles = []
-    for subset in (0, 1):
-        for mode, train in (("none", {}), ("intra", {"anchors_per_class": 8}), ("intra", {})):
-            scribbles += [r for r in runs(mode, labels="scribbles", train=train) if r["subset"] == subset]
-    scribbles_paper = [scribbles[0], scribbles[2]]  # CE and the paper's setting on subset 0
-    rest = [r for r in scribbles if r not in scribbles_paper]
-    return anchors8[:1] + projection[:1] + scribbles_paper + anchors8[1:2] + projection[1:] + anchors8[2:] + rest
+    scribbles = [r for subset in range(5) for mode in ("none", "intra")
+                 for r in runs(mode, labels="scribbles") if r["subset"] == subset]
+    return anchors8[:1] + projection[:1] + scribbles + anchors8[1:] + projection[1:]
 
 
 if __name__ == "__main__":
