@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,21 @@ def test_manifest_is_valid_and_the_package_copy_is_the_same_file():
     assert (ROOT / "napari_pixrel" / "napari.yaml").resolve() == (ROOT / "napari.yaml").resolve()
     assert [w.display_name for w in manifest.contributions.widgets] == ["pixrel: few-shot trainer"]
     assert {s.key for s in manifest.contributions.sample_data} == {"few_shot", "cell"}
+
+
+def test_a_built_wheel_ships_the_manifest_and_its_entry_point(tmp_path):
+    """napari finds plugins installed from wheels through this entry point and the packaged manifest."""
+    src = tmp_path / "src"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(src)], check=True)  # committed files only, no build/
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(src)], check=True, capture_output=True)
+    wheel = zipfile.ZipFile(next(tmp_path.glob("napari_pixrel-*.whl")))
+    packaged = wheel.read("napari_pixrel/napari.yaml").decode()
+    entry_points = next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))
+    assert packaged == (src / "napari.yaml").read_text()
+    assert "[napari.manifest]\nnapari-pixrel = napari_pixrel:napari.yaml" in wheel.read(entry_points).decode()
+    (tmp_path / "napari.yaml").write_text(packaged)
+    assert PluginManifest.from_file(tmp_path / "napari.yaml").name == "napari-pixrel"
 
 
 def test_installed_plugin_is_discovered():
