@@ -31,7 +31,7 @@ from ._iou_table import IouTable
 from ._plots import StudyPlot, TrainingPlot
 from ._throttle import Throttle
 from .data import as_planes, painted_indices, painted_planes, split_labels
-from .evidence import DEFAULT_RELATION_WEIGHT, LOSS_ADVICE
+from .evidence import LOSS_ADVICE
 from .model import ModelConfig, Segmenter
 from .predict import iter_predict, labels_dtype, uncertainty
 from .study import Study
@@ -196,7 +196,7 @@ class PixrelWidget(QWidget):
         self.loss = ComboBox(label="loss", choices=list(LOSSES), value="cross-entropy only")
         self.loss_advice = Label(value=LOSS_ADVICE)
         self.loss_advice.native.setWordWrap(True)
-        self.relation_weight = FloatSpinBox(label="relation weight", value=DEFAULT_RELATION_WEIGHT, min=0.0,
+        self.relation_weight = FloatSpinBox(label="relation weight", value=TrainConfig.relation_weight, min=0.0,
                                             max=100.0, step=0.01)
         self.relation_weight.tooltip = "weight of the pixel-relation term; the paper's setting is 1"
         self.budget = FloatSpinBox(label="budget", value=300, min=0.1, max=1e6, step=10)

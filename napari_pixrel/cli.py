@@ -12,7 +12,7 @@ import numpy as np
 import tifffile
 
 from .data import painted_planes
-from .evidence import DEFAULT_RELATION_WEIGHT, LOSS_ADVICE
+from .evidence import LOSS_ADVICE
 from .model import ModelConfig
 from .modelfile import load_model, save_model
 from .predict import predict
@@ -127,8 +127,8 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
                    + LOSS_ADVICE)
     p.add_argument("--steps", type=int, default=steps, help="maximum training steps")
     p.add_argument("--minutes", type=float, default=minutes, help="training time budget (wall clock)")
-    p.add_argument("--relation-weight", type=float, default=DEFAULT_RELATION_WEIGHT,
-                   help="weight of the pixel-relation term (the paper's: 1; see docs/relation-loss.md)")
+    p.add_argument("--relation-weight", type=float, default=TrainConfig.relation_weight,
+                   help="weight of the pixel-relation term (1 = the paper's; see docs/relation-loss.md)")
     p.add_argument("--anchors", type=int, default=1, help="anchor pixels per class and image")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--batch-size", type=int, default=4)

@@ -33,7 +33,7 @@ class TrainConfig:
     """Loss and optimisation settings (stored with the model)."""
 
     loss: str = "none"  # "none" (cross-entropy only), "intra", "inter"
-    relation_weight: float = 1.0  # the paper's; the CLI and the dock default to evidence.DEFAULT_RELATION_WEIGHT
+    relation_weight: float = 1.0  # the paper's: the best measured with scribbles (docs/relation-loss.md)
     anchors_per_class: int = 1
     negative_target: float = -1.0
     hard_anchors: bool = False
