@@ -7,6 +7,6 @@ Update them together with that file when new evidence lands.
 
 LOSS_ADVICE = (
     "Measured on the paper's EM tiles: with full masks cross-entropy wins (65.5 mIoU against 57.6 for pixel "
-    "relation); with ~2% scribbles pixel relation wins on 5 of 5 subsets (49.5 against 45.7; one seed, "
-    "still being confirmed). Cross-entropy is the default."
+    "relation); with ~2% scribbles pixel relation wins in 6 of 7 paired runs (49.2 against 45.5; "
+    "second seed still being measured). Cross-entropy is the default."
 )
