@@ -110,6 +110,13 @@ class JobFailed(Exception):
     RuntimeError for a deleted worker and drops it, which would leave the dock busy for ever."""
 
 
+def _button(text: str, action) -> PushButton:
+    """A push button that calls ``action`` when clicked."""
+    button = PushButton(text=text)
+    button.changed.connect(action)
+    return button
+
+
 def _with_threads(reports, threads: int | None):
     """Pass ``reports`` on, after setting torch's CPU threads in the thread that runs them (torch keeps
     the setting per thread, so it must be set there)."""
@@ -209,16 +216,11 @@ class PixrelWidget(QWidget):
         form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
                                   self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.teaching])
 
-        self.train_button = PushButton(text="Train")
-        self.pause_button = PushButton(text="Pause")
-        self.resume_button = PushButton(text="Resume")
-        self.stop_button = PushButton(text="Stop")
-        self.continue_button = PushButton(text="Continue training")
-        self.train_button.changed.connect(self.train)
-        self.pause_button.changed.connect(self.pause)
-        self.resume_button.changed.connect(self.resume)
-        self.stop_button.changed.connect(self.stop)
-        self.continue_button.changed.connect(self.continue_training)
+        self.train_button = _button("Train", self.train)
+        self.pause_button = _button("Pause", self.pause)
+        self.resume_button = _button("Resume", self.resume)
+        self.stop_button = _button("Stop", self.stop)
+        self.continue_button = _button("Continue training", self.continue_training)
         controls = Container(layout="horizontal", labels=False, widgets=[
             self.train_button, self.pause_button, self.resume_button, self.stop_button])
 
@@ -233,8 +235,7 @@ class PixrelWidget(QWidget):
         self.study_steps = SpinBox(label="steps per run", value=60, min=1, max=100000)
         self.study_rotations = SpinBox(label="rotations", value=3, min=1, max=20)
         self.study_threshold = FloatSpinBox(label="flat below (mIoU points)", value=2.0, min=0.0, max=100.0)
-        self.study_button = PushButton(text="Do my labeled images suffice?")
-        self.study_button.changed.connect(self.run_study)
+        self.study_button = _button("Do my labeled images suffice?", self.run_study)
         self.study_plot = StudyPlot()
         self.verdict = QLabel("Trains on 1, 2, ... of your painted images and scores the held-out ones.")
         self.verdict.setWordWrap(True)
@@ -251,16 +252,11 @@ class PixrelWidget(QWidget):
         self.tabs.addTab(curves_tab, "curves")
         self.tabs.addTab(study_tab, "enough labels?")
 
-        self.save_button = PushButton(text="Save model")
-        self.load_button = PushButton(text="Load model")
-        self.apply_button = PushButton(text="Apply to image")
-        self.folder_button = PushButton(text="Apply to folder")
-        self.export_button = PushButton(text="Export prediction")
-        self.save_button.changed.connect(self._ask_save_model)
-        self.load_button.changed.connect(self._ask_load_model)
-        self.apply_button.changed.connect(self.apply_to_image)
-        self.folder_button.changed.connect(self._ask_apply_to_folder)
-        self.export_button.changed.connect(self._ask_export_prediction)
+        self.save_button = _button("Save model", self._ask_save_model)
+        self.load_button = _button("Load model", self._ask_load_model)
+        self.apply_button = _button("Apply to image", self.apply_to_image)
+        self.folder_button = _button("Apply to folder", self._ask_apply_to_folder)
+        self.export_button = _button("Export prediction", self._ask_export_prediction)
         model_row = Container(layout="horizontal", labels=False, widgets=[
             self.save_button, self.load_button, self.export_button])
         apply_row = Container(layout="horizontal", labels=False, widgets=[
