@@ -4,9 +4,11 @@ Every setting runs on the five 4-tile subsets at equal steps, with val and test
 mIoU measured along the way (so one run also gives its learning curve).
 Settings are chosen on val; test is read only for the chosen ones.
 Phases are listed in priority order: a sweep cut short still has the most
-important comparisons.
+important comparisons. Two studies: "full" (full masks first; the first GPU
+session) and "scribbles" (the napari regime first, with its own full-mask
+baselines so that every comparison is on one device; the second GPU session).
 
-    python benchmarks/relation_sweep.py specs.json
+    python benchmarks/relation_sweep.py specs.json [full|scribbles]
     pixrel bench --specs specs.json --workers 8 --out benchmarks/results/gpu
 """
 
@@ -39,7 +41,7 @@ LEVERS = [  # one change each from the paper's setting (weight 1 on the sum over
 ]
 
 
-def specs() -> list[dict]:
+def full_first() -> list[dict]:
     out = []
     # 1. the paper's table at the product's learning rate, two seeds (noise first)
     for mode in ("none", "intra", "inter"):
@@ -62,8 +64,35 @@ def specs() -> list[dict]:
     return out
 
 
+SCRIBBLE_LEVERS = LEVERS[3:] + [{"train": {"relation_weight": 0.3}}, {"train": {"relation_weight": 3.0}}]
+
+
+def scribbles_first() -> list[dict]:
+    # 0. the reference ceiling: CE on all 192 train tiles (longest run, started first)
+    out = [{"subset": "all", "mode": "none", "steps": PAPER_STEPS, "eval_steps": PAPER_EVAL}]
+    # 1. the paper's table with scribbles, two seeds
+    for mode in ("none", "intra", "inter"):
+        out += runs(mode, labels="scribbles", seeds=(0, 1))
+    # 2. levers on scribbles, one seed (anchors here are painted pixels by construction)
+    for lever in SCRIBBLE_LEVERS:
+        out += runs("intra", labels="scribbles", **lever)
+    # 3. does the gap hold with a longer budget?
+    for mode in ("none", "intra"):
+        out += runs(mode, labels="scribbles", steps=2 * STEPS, evals=EVAL + [900, 1200])
+    # 4. full masks on this device: baselines, then the levers the first session did not reach
+    for mode in ("none", "intra"):
+        out += runs(mode)
+    for lever in LEVERS[3:6] + LEVERS[7:]:
+        out += runs("intra", **lever)
+    return out
+
+
+STUDIES = {"full": full_first, "scribbles": scribbles_first}
+
+
 if __name__ == "__main__":
     path = sys.argv[1] if len(sys.argv) > 1 else "relation_specs.json"
+    specs = STUDIES[sys.argv[2] if len(sys.argv) > 2 else "full"]()
     with open(path, "w") as f:
-        json.dump(specs(), f, indent=1)
-    print(f"{len(specs())} runs written to {path}")
+        json.dump(specs, f, indent=1)
+    print(f"{len(specs)} runs written to {path}")
