@@ -38,6 +38,7 @@ from .study import Study
 from .trainer import TrainConfig, Trainer
 
 LOSSES = {
+    "auto: relation for scribbles, CE for full masks": "auto",
     "cross-entropy only": "none",
     "pixel relation within image": "intra",
     "pixel relation across images": "inter",
@@ -200,12 +201,13 @@ class PixrelWidget(QWidget):
         self.labels = ComboBox(label="labels", choices=self._labels_choices)
         self.class_names = LineEdit(label="class names", value="background, foreground")
         self.validation = LineEdit(label="validation slices", value="last")
-        self.loss = ComboBox(label="loss", choices=list(LOSSES), value="cross-entropy only")
+        self.loss = ComboBox(label="loss", choices=list(LOSSES), value=next(iter(LOSSES)))
         self.loss_advice = Label(value=LOSS_ADVICE)
         self.loss_advice.native.setWordWrap(True)
         self.relation_weight = FloatSpinBox(label="relation weight", value=TrainConfig.relation_weight, min=0.0,
                                             max=100.0, step=0.01)
-        self.relation_weight.tooltip = "weight of the pixel-relation term; the paper's setting is 1"
+        self.relation_weight.tooltip = ("weight of the pixel-relation term; the paper's is 1, 3 was best with "
+                                        "scribbles on the EM benchmark")
         self.budget = FloatSpinBox(label="budget", value=300, min=0.1, max=1e6, step=10)
         self.budget_unit = ComboBox(label="budget unit", choices=["steps", "minutes"], value="steps")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
@@ -426,7 +428,7 @@ class PixrelWidget(QWidget):
         config = self._train_config()
         if not self.teaching.value:
             return {"": config}
-        relation = config.loss if config.loss != "none" else "intra"
+        relation = config.loss if config.loss in ("intra", "inter") else "intra"
         return {TEACHING_BASELINE: replace(config, loss="none"),
                 TEACHING_RELATION: replace(config, loss=relation)}
 
@@ -493,6 +495,8 @@ class PixrelWidget(QWidget):
         self.training_plot.redraw(force=report.finished)
         if report.finished:
             self._say(report.message or f"training finished at step {report.step}")
+        elif report.message:
+            self._say(report.message)
 
     def _show_latest(self) -> None:
         """Show the newest evaluated report of each run: prediction layers and the IoU table."""

@@ -52,6 +52,7 @@ CEILING_MINUTES = 10.0
 EVAL_SCHEDULE = (15, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2400, 3600)
 HARNESS_TRAIN_FIELDS = {"loss", "steps", "minutes", "seed", "eval_every"}
 TRAIN_OVERRIDES = {f.name for f in fields(TrainConfig)} - HARNESS_TRAIN_FIELDS
+PAPER_TRAIN = {"relation_weight": 1.0}  # a run's baseline is the paper's setting, not the product's default
 MODEL_OVERRIDES = {f.name for f in fields(ModelConfig)} - {"n_classes", "in_channels"}
 FOREST_DEFAULTS = {"n_estimators": 100, "max_depth": None, "max_pixels": 100_000, "sigma_min": 1.0,
                    "sigma_max": 16.0}
@@ -196,7 +197,7 @@ class RunSpec:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(loss=self.mode, steps=self.steps, minutes=self.minutes, seed=self.seed,
-                           eval_every=0, **self.train)
+                           eval_every=0, **{**PAPER_TRAIN, **self.train})
 
 
 # ---------------------------------------------------------------- results on disk
@@ -478,26 +479,17 @@ def cost_path(out_dir) -> Path:
     return Path(out_dir) / f"cost-{device_slug(resolve_device('auto'))}.json"
 
 
-def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, command: str = "") -> dict:
-    """Seconds per training step of each loss mode (the product's Trainer, batch 4 of 256 x 256, the modes
-    interleaved step by step in one process), the relation term's own cost, FLOPs against the machine's
-    matmul rate, inference time per 1024 x 1024 section and peak memory. Skipped if its file exists."""
-    path = cost_path(out_dir)
-    if path.exists():
-        return json.loads(path.read_text())
-    names, start = data.class_names, time.perf_counter()
-    train = data.planes(data.train_ids(0))
-    model = ModelConfig(n_classes=len(names))
-    trainers = {m: Trainer(train, TrainConfig(loss=m, steps=warmup + steps, eval_every=0), model,
-                           class_names=names) for m in MODES}
-    if _THREADS:
-        torch.set_num_threads(_THREADS)
-    device, config = trainers["none"].device, trainers["none"].config
+def _step_times(train: list[Plane], names: list[str], model: ModelConfig, steps: int):
+    """Seconds of every training step of each loss mode, the modes interleaved step by step so that they
+    see the same machine conditions; also the peak CUDA memory of each mode and the trainers."""
+    trainers = {m: Trainer(train, TrainConfig(loss=m, steps=steps, eval_every=0), model, class_names=names)
+                for m in MODES}
+    device = trainers["none"].device
     runs = {m: t.run() for m, t in trainers.items()}
     times = {m: [] for m in MODES}
     elapsed = dict.fromkeys(MODES, 0.0)
     peak_cuda = dict.fromkeys(MODES, 0)
-    for _ in range(warmup + steps):
+    for _ in range(steps):
         for m, run in runs.items():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
@@ -509,7 +501,26 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
     for run in runs.values():
         for _ in run:
             pass
+    return times, peak_cuda, trainers
+
+
+def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, command: str = "") -> dict:
+    """Seconds per training step of each loss mode (the product's Trainer, batch 4 of 256 x 256, the modes
+    interleaved step by step in one process), the relation term's own cost, FLOPs against the machine's
+    matmul rate, inference time per 1024 x 1024 section and peak memory. Skipped if its file exists."""
+    path = cost_path(out_dir)
+    if path.exists():
+        return json.loads(path.read_text())
+    names, start = data.class_names, time.perf_counter()
+    train = data.planes(data.train_ids(0))
+    model = ModelConfig(n_classes=len(names))
+    if _THREADS:
+        torch.set_num_threads(_THREADS)
+    times, peak_cuda, trainers = _step_times(train, names, model, warmup + steps)
     step = {m: statistics.median(t[warmup:]) for m, t in times.items()}
+    scribbles, _, _ = _step_times(data.planes(data.train_ids(0), scribbles=True), names, model, warmup + steps)
+    step_scribbles = {m: statistics.median(t[warmup:]) for m, t in scribbles.items()}
+    device, config = trainers["none"].device, trainers["none"].config
 
     segmenter = trainers["none"].segmenter
     sampler = PatchSampler(train, segmenter.normalizer, config.patch_size, np.random.default_rng(0))
@@ -520,11 +531,13 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
     dtype = torch.bfloat16 if config.mixed_precision else torch.float32
     generator = torch.Generator(device=device).manual_seed(0)
     relation = {}
-    for m in ("intra", "inter"):
-        emb = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+    flat = (shape[0], shape[1] * shape[2], *shape[3:])
+    for m in ("intra", "inter"):  # laid out like the network's output (channels last): it costs twice a dense one
+        out = torch.randn(flat, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        out.requires_grad_()
 
-        def once(mode=m, emb=emb):
-            relation_loss(emb, target, RelationSettings(mode), None, generator).backward()
+        def once(mode=m, out=out):
+            relation_loss(out.reshape(shape), target, RelationSettings(mode), None, generator).backward()
             _sync(device)
 
         relation[m] = median_seconds(once, warmup, steps)
@@ -551,6 +564,7 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
         "timed_steps": steps,
         "step_seconds": step,
         "step_seconds_all": times,
+        "step_seconds_scribbles": step_scribbles,
         "step_vs_ce": {m: step[m] / step["none"] for m in MODES},
         "relation_seconds": relation,
         "relation_share": {m: relation[m] / step[m] for m in relation},

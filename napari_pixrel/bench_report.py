@@ -2,7 +2,8 @@
 
 Runs are grouped by device and by everything in their spec except subset and seed, so every settings
 variant (issue 6) is a row of its own with mean ± sd over subsets and seeds; the headline table (issue 4)
-uses the groups with default settings. IoU is stored as a fraction and shown in percent.
+uses the groups with the paper's settings (bench.PAPER_TRAIN, whatever the product's
+defaults are). IoU is stored as a fraction and shown in percent.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class Group:
     @property
     def settings(self) -> str:
         items = {**self.spec["train"], **self.spec["model"]}
-        return ", ".join(f"{k}={v}" for k, v in sorted(items.items())) or "default"
+        return ", ".join(f"{k}={v}" for k, v in sorted(items.items())) or "paper's"
 
     @property
     def data(self) -> str:
@@ -303,13 +304,14 @@ def _cost(costs: list[dict]) -> list[str]:
             f"bf16, {rate['fp32']:.0f} GFLOP/s fp32; matmul-bound step (3 × forward FLOPs) "
             f"{c['matmul_bound_step_seconds']:.3f} s. Inference {c['inference_seconds_1024']:.2f} s per "
             f"1024 × 1024 section; peak RSS {c['peak_rss_mib']:.0f} MiB.", ""]
-        cuda = c.get("peak_cuda_mib")
+        cuda, scribbles = c.get("peak_cuda_mib"), c.get("step_seconds_scribbles", {})
         rows = [[MODE_NAMES[m], f"{c['step_seconds'][m]:.3f}", f"{c['step_vs_ce'][m]:.2f}",
+                 f"{scribbles[m]:.3f}" if m in scribbles else "—",
                  f"{c['relation_seconds'][m]:.3f}" if m in c["relation_seconds"] else "—",
                  f"{100 * c['relation_share'][m]:.0f}%" if m in c["relation_share"] else "—",
                  f"{c['step_vs_matmul_bound'][m]:.2f}"] + ([f"{cuda[m]:.0f}"] if cuda else [])
                 for m in NET_MODES]
-        lines += _table(["mode", "s/step", "× CE", "relation fwd+bwd s", "relation share of step",
+        lines += _table(["mode", "s/step", "× CE", "s/step, scribbles", "relation fwd+bwd s", "relation share of step",
                          "step / matmul bound"] + (["peak CUDA MiB"] if cuda else []), rows) + [""]
     return lines or ["No step-cost measurement yet (`pixrel bench --part cost`).", ""]
 
@@ -334,8 +336,8 @@ def report(out_dir) -> Path:
              "pixels of a split.", "",
              f"{len(runs)} runs; wall time: {wall or '—'}.",
              "Commands: " + ("; ".join(f"`{c}`" for c in commands) or "—"), "",
-             "## The paper's table (default settings)", ""]
-    lines += _headline(groups) or ["No runs with default settings yet.", ""]
+             "## The paper's table (the paper's settings: relation weight 1, one anchor per class, D = 8)", ""]
+    lines += _headline(groups) or ["No runs with the paper's settings yet.", ""]
     lines += ["## Learning speed", ""] + _speed(groups, out_dir)
     lines += ["## Step cost", ""] + _cost(costs)
     lines += ["## Every setting (mean ± sd over subsets and seeds)", ""]

@@ -80,12 +80,14 @@ def run_training(trainer: Trainer, quiet: bool = False) -> TrainReport:
 
     previous = signal.signal(signal.SIGINT, stop)
     try:
+        if trainer.loss_choice:
+            print(trainer.loss_choice, file=sys.stderr)
         for report in trainer.run():
             if not quiet:
                 _progress(report)
     finally:
         signal.signal(signal.SIGINT, previous)
-    if report.message:
+    if report.message and report.finished:
         print(report.message, file=sys.stderr)
     return report
 
@@ -121,14 +123,16 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: float | None, loss: str) -> None:
-    p.add_argument("--loss", choices=["none", "intra", "inter"], default=loss,
-                   help="none = cross-entropy only; intra / inter = pixel relation within / across images. "
-                   + LOSS_ADVICE)
+def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: float | None) -> None:
+    p.add_argument("--loss", choices=["auto", "none", "intra", "inter"], default=TrainConfig.loss,
+                   help="auto = pixel relation when under a quarter of the training pixels is painted "
+                   "(scribbles), else cross-entropy; none = cross-entropy only; intra / inter = pixel relation "
+                   "within / across images. " + LOSS_ADVICE)
     p.add_argument("--steps", type=int, default=steps, help="maximum training steps")
     p.add_argument("--minutes", type=float, default=minutes, help="training time budget (wall clock)")
     p.add_argument("--relation-weight", type=float, default=TrainConfig.relation_weight,
-                   help="weight of the pixel-relation term (1 = the paper's; see docs/relation-loss.md)")
+                   help="weight of the pixel-relation term (the paper's is 1; 3 was best with scribbles, "
+                   "see docs/relation-loss.md)")
     p.add_argument("--anchors", type=int, default=1, help="anchor pixels per class and image")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--batch-size", type=int, default=4)
@@ -152,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-labels", nargs="*")
     p.add_argument("--class-names", nargs="*")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
-    _add_training_flags(p, steps=None, minutes=5.0, loss="none")
+    _add_training_flags(p, steps=None, minutes=5.0)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="apply a model to tif images, stacks or time series")
@@ -167,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train on the shipped synthetic sample and report IoU against its truth")
     p.add_argument("--out", default="pixrel-demo.png", help="overlay PNG to write")
     p.add_argument("--scribbles", action="store_true", help="train on the sparse scribbles, not full masks")
-    _add_training_flags(p, steps=400, minutes=1.5, loss="none")
+    _add_training_flags(p, steps=400, minutes=1.5)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks on the EM tiles (see benchmarks/README.md)", add_help=False)

@@ -16,12 +16,13 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 
 from .data import Normalizer, PatchSampler, Plane, check_image
+from .loss_choice import AUTO, choose_loss
 from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
 from .model import STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
@@ -32,8 +33,8 @@ from .predict import Prediction, predict, predict_plane
 class TrainConfig:
     """Loss and optimisation settings (stored with the model)."""
 
-    loss: str = "none"  # "none" (cross-entropy only), "intra", "inter"
-    relation_weight: float = 1.0  # the paper's: the best measured with scribbles (docs/relation-loss.md)
+    loss: str = AUTO  # "none" (cross-entropy only), "intra", "inter", or "auto" (see loss_choice.py)
+    relation_weight: float = 3.0  # chosen on val with scribbles, where relation wins (docs/relation-loss.md)
     anchors_per_class: int = 1
     negative_target: float = -1.0
     hard_anchors: bool = False
@@ -52,7 +53,8 @@ class TrainConfig:
     cpu_threads: int | None = None  # None: torch's default (all cores); the napari dock leaves one to the UI
 
     def __post_init__(self):
-        RelationSettings(self.loss, self.anchors_per_class, self.negative_target, self.hard_anchors)
+        loss = "none" if self.loss == AUTO else self.loss  # the trainer resolves "auto" from the labels
+        RelationSettings(loss, self.anchors_per_class, self.negative_target, self.hard_anchors)
         if self.steps is None and self.minutes is None:
             raise ValueError("give a number of steps, a time budget in minutes, or both")
         if self.patch_size % STRIDE:
@@ -152,7 +154,8 @@ class Trainer:
             raise ValueError("all images must have the same number of channels")
         if config.loss == "inter" and config.batch_size < 2:
             raise ValueError("pixel relation across images needs a batch size of at least 2")
-        self.config = config
+        loss, self.loss_choice = choose_loss(config.loss, train)
+        self.config = config = replace(config, loss=loss)
         self.train_planes, self.val_planes, self.preview = train, val, preview
         self.device = resolve_device(config.device)
         if self.device.type == "cpu" and config.cpu_threads:
@@ -282,7 +285,8 @@ class Trainer:
                 elapsed += time.perf_counter() - t0
                 terms = (loss.item(), ce.item(), rel.item())
                 evaluate = cfg.eval_every > 0 and step % cfg.eval_every == 0
-                yield self._report(step, elapsed, terms, weight, evaluate)
+                note = self.loss_choice if step == 1 else ""
+                yield self._report(step, elapsed, terms, weight, evaluate, message=note)
         except torch.OutOfMemoryError:
             out_of_memory = True  # raised below, once this error's frames (and their tensors) are gone
         finally:

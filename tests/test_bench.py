@@ -31,7 +31,8 @@ def test_quick_writes_valid_results_and_report(results):
     class_names = bench.load_data(str(bench.data_path(None))).class_names
     for path in runs:
         assert bench.check_result(json.loads(path.read_text()), class_names) == []
-    assert bench.check_cost(json.loads(next(results.glob("cost-*.json")).read_text())) == []
+    cost = json.loads(next(results.glob("cost-*.json")).read_text())
+    assert bench.check_cost(cost) == [] and set(cost["step_seconds_scribbles"]) == {"none", "intra", "inter"}
     text = (results / "RESULTS.md").read_text()
     assert "paper across" in text and "Step cost" in text
 

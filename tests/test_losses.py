@@ -50,6 +50,23 @@ def test_matches_loop_reference(mode, anchors, negative):
     assert got.item() == pytest.approx(reference(emb, target, s), rel=1e-5)
 
 
+@pytest.mark.parametrize("unlabeled", [0.0, 0.98])  # full masks, scribbles
+def test_channels_last_output_gives_the_same_loss_and_gradient(unlabeled):
+    """The network's output is channels-last, which the loss reads as a view; values must not depend on it."""
+    emb, target = random_case(unlabeled=unlabeled, h=32, w=32)
+    b, k, d, h, w = emb.shape
+    values, grads = [], []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        flat = emb.reshape(b, k * d, h, w).contiguous(memory_format=layout).requires_grad_()
+        loss = relation_loss(flat.reshape(b, k, d, h, w), target, RelationSettings("intra", 2),
+                             generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        values.append(loss.item())
+        grads.append(flat.grad)
+    assert values[0] == pytest.approx(values[1], rel=1e-6) and values[0] > 0
+    torch.testing.assert_close(grads[0], grads[1])
+
+
 def ideal_embeddings(target, k, d=4):
     """Group c: +e0 at pixels of class c, -e0 elsewhere: cosine is +1 same class, -1 otherwise."""
     b, h, w = target.shape

@@ -57,8 +57,9 @@ def test_same_seed_same_weights(sample, loss):
 def test_relation_modes_add_a_relation_term(sample):
     for loss in ("intra", "inter"):
         final = list(make(sample, replace(FAST, loss=loss, steps=2, eval_every=0)).run())[-1]
-        assert final.relation > 0 and final.loss == pytest.approx(final.ce + final.relation, rel=1e-5)
-    final = list(make(sample, replace(FAST, steps=2, eval_every=0)).run())[-1]
+        assert final.relation_weight == FAST.relation_weight
+        assert final.relation > 0 and final.loss == pytest.approx(final.ce + 3.0 * final.relation, rel=1e-5)
+    final = list(make(sample, replace(FAST, loss="none", steps=2, eval_every=0)).run())[-1]
     assert final.relation == 0.0
 
 
@@ -144,7 +145,7 @@ def test_class_painted_only_in_validation_is_refused(sample):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,floor", [(1, 0.5), (2, 0.4)], ids=["full", "scribbles"])
+@pytest.mark.parametrize("kind,floor", [(1, 0.5), (2, 0.35)], ids=["full", "scribbles"])
 def test_short_training_learns_well_above_chance(sample, kind, floor):
     images, truth, _ = sample
     cfg = TrainConfig(steps=60, patch_size=128, eval_every=0, seed=0)
@@ -153,5 +154,6 @@ def test_short_training_learns_well_above_chance(sample, kind, floor):
     cm = ConfusionMatrix(3)
     for i in (4, 5):
         cm.update(predict(trainer.segmenter, images[i]).labels, truth[i])
-    # chance (uniform guess) gives an mIoU near 0.2 on these class fractions; 2% scribbles learn slower
+    # chance (uniform guess) gives an mIoU near 0.2 on these class fractions; 2% scribbles learn slower, and
+    # the default ("auto") trains them with pixel relation, which is slower in the first steps (relation-loss.md)
     assert cm.miou() > floor, cm.as_dict(CLASS_NAMES)

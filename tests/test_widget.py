@@ -9,7 +9,7 @@ import tifffile
 from qtpy.QtCore import QThreadPool
 
 from napari_pixrel._sample_data import few_shot_sample
-from napari_pixrel._widget import OUTPUT_KEY, PREDICTION, UNCERTAINTY, PixrelWidget, output_names
+from napari_pixrel._widget import LOSSES, OUTPUT_KEY, PREDICTION, UNCERTAINTY, PixrelWidget, output_names
 
 TINY_NET = {"decoder_channels": (32, 16, 16, 8, 8)}
 TINY_TRAINING = {"patch_size": 64, "batch_size": 2, "eval_every": 3, "mixed_precision": False}
@@ -173,3 +173,17 @@ def test_save_load_apply_to_stack_folder_and_export(widget, viewer, tmp_path, qt
     np.testing.assert_array_equal(tifffile.imread(written[1]), first[1])
     exported = widget.export_prediction(tmp_path / "prediction.tif")
     np.testing.assert_array_equal(tifffile.imread(exported), first)
+
+
+def test_default_loss_is_auto_relation_for_scribbles_and_ce_for_masks(widget, viewer):
+    assert LOSSES[widget.loss.value] == "auto"
+    widget.run_in_thread = False
+    widget.budget.value = 2
+    trained = {}
+    for layer in ("scribbles", "ground truth"):
+        widget.labels.value = viewer.layers[layer]
+        widget.train()
+        assert widget.last_error == ""
+        trained[layer] = widget.segmenter.training["config"]
+    assert trained["scribbles"]["loss"] == "intra" and trained["ground truth"]["loss"] == "none"
+    assert trained["scribbles"]["relation_weight"] == widget.relation_weight.value == 3.0
