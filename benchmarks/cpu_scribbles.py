@@ -6,7 +6,12 @@ confirms it where users train: on the 2-core CPU, two seeds on all five subsets,
 paired with CE runs of the same subset and seed (the CE and weight-1 runs of
 seed 0 and of seed 1 on subsets 0-1 exist already; the rest come first).
 
-    python benchmarks/cpu_scribbles.py specs.json
+Phase 2 ("cosine"): at the constant lr 1e-3 single runs of both losses end on
+bad steps (a weight-3 run fell from 46.6 test at step 400 to 27.7 at 600), so
+CE and the paper's weight are compared again with the learning rate decayed to
+0 over the 600 steps (cosine), two seeds on all five subsets.
+
+    python benchmarks/cpu_scribbles.py specs.json [weight3|cosine]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -18,15 +23,25 @@ import sys
 from relation_sweep import runs
 
 
-def specs() -> list[dict]:
+def weight3() -> list[dict]:
     paper = [r for mode in ("none", "intra") for r in runs(mode, labels="scribbles", seeds=(1,))
              if r["subset"] >= 2]
-    weight3 = runs("intra", labels="scribbles", seeds=(0, 1), train={"relation_weight": 3.0})
-    return sorted(paper, key=lambda r: r["subset"]) + weight3
+    heavy = runs("intra", labels="scribbles", seeds=(0, 1), train={"relation_weight": 3.0})
+    return sorted(paper, key=lambda r: r["subset"]) + heavy
+
+
+def cosine() -> list[dict]:
+    pairs = [runs(mode, labels="scribbles", seeds=(seed,), train={"schedule": "cosine"})
+             for seed in (0, 1) for mode in ("none", "intra")]
+    return [r for seed in (0, 2) for pair in zip(pairs[seed], pairs[seed + 1]) for r in pair]
+
+
+PHASES = {"weight3": weight3, "cosine": cosine}
 
 
 if __name__ == "__main__":
     path = sys.argv[1] if len(sys.argv) > 1 else "cpu_scribble_specs.json"
+    specs = PHASES[sys.argv[2] if len(sys.argv) > 2 else "weight3"]()
     with open(path, "w") as f:
-        json.dump(specs(), f, indent=1)
-    print(f"{len(specs())} runs written to {path}")
+        json.dump(specs, f, indent=1)
+    print(f"{len(specs)} runs written to {path}")

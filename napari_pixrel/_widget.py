@@ -208,7 +208,7 @@ class PixrelWidget(QWidget):
                                             max=100.0, step=0.01)
         self.relation_weight.tooltip = ("weight of the pixel-relation term; the paper's is 1, 3 was best with "
                                         "scribbles on the EM benchmark")
-        self.budget = FloatSpinBox(label="budget", value=300, min=0.1, max=1e6, step=10)
+        self.budget = FloatSpinBox(label="budget", value=TrainConfig.steps, min=0.1, max=1e6, step=10)
         self.budget_unit = ComboBox(label="budget unit", choices=["steps", "minutes"], value="steps")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-labels", nargs="*")
     p.add_argument("--class-names", nargs="*")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
-    _add_training_flags(p, steps=None, minutes=5.0)
+    _add_training_flags(p, steps=TrainConfig.steps, minutes=None)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="apply a model to tif images, stacks or time series")

@@ -42,7 +42,7 @@ class TrainConfig:
     ramp_steps: int = 0  # ... then the relation weight rises linearly over this many steps
     lr: float = 1e-3
     schedule: str = "constant"  # or "cosine" (needs steps)
-    steps: int | None = 300
+    steps: int | None = 600  # the budget of the loss comparison (docs/relation-loss.md)
     minutes: float | None = None
     batch_size: int = 4
     patch_size: int = 256
