@@ -14,10 +14,7 @@ a regulariser may pay), then more subsets of the first two.
 
 from __future__ import annotations
 
-import json
-import sys
-
-from relation_sweep import runs
+from relation_sweep import runs, write_specs
 
 
 def specs() -> list[dict]:
@@ -29,7 +26,4 @@ def specs() -> list[dict]:
 
 
 if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else "cpu_specs.json"
-    with open(path, "w") as f:
-        json.dump(specs(), f, indent=1)
-    print(f"{len(specs())} runs written to {path}")
+    write_specs({"followup": specs}, "cpu_specs.json")

@@ -17,10 +17,7 @@ CE and the paper's weight are compared again with the learning rate decayed to
 
 from __future__ import annotations
 
-import json
-import sys
-
-from relation_sweep import runs
+from relation_sweep import runs, write_specs
 
 
 def weight3() -> list[dict]:
@@ -40,8 +37,4 @@ PHASES = {"weight3": weight3, "cosine": cosine}
 
 
 if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else "cpu_scribble_specs.json"
-    specs = PHASES[sys.argv[2] if len(sys.argv) > 2 else "weight3"]()
-    with open(path, "w") as f:
-        json.dump(specs, f, indent=1)
-    print(f"{len(specs)} runs written to {path}")
+    write_specs(PHASES, "cpu_scribble_specs.json")

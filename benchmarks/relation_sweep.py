@@ -90,9 +90,14 @@ def scribbles_first() -> list[dict]:
 STUDIES = {"full": full_first, "scribbles": scribbles_first}
 
 
-if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else "relation_specs.json"
-    specs = STUDIES[sys.argv[2] if len(sys.argv) > 2 else "full"]()
+def write_specs(phases: dict, default_path: str) -> None:
+    """Command line of the spec writers: ``SCRIPT [PATH] [PHASE]`` (the first phase by default)."""
+    path = sys.argv[1] if len(sys.argv) > 1 else default_path
+    specs = phases[sys.argv[2] if len(sys.argv) > 2 else next(iter(phases))]()
     with open(path, "w") as f:
         json.dump(specs, f, indent=1)
     print(f"{len(specs)} runs written to {path}")
+
+
+if __name__ == "__main__":
+    write_specs(STUDIES, "relation_specs.json")

@@ -206,8 +206,8 @@ class PixrelWidget(QWidget):
         self.loss_advice.native.setWordWrap(True)
         self.relation_weight = FloatSpinBox(label="relation weight", value=TrainConfig.relation_weight, min=0.0,
                                             max=100.0, step=0.01)
-        self.relation_weight.tooltip = ("weight of the pixel-relation term; the paper's is 1, 3 was best with "
-                                        "scribbles on the EM benchmark")
+        self.relation_weight.tooltip = ("weight of the pixel-relation term; 1 is the paper's and the steadiest "
+                                        "measured on the EM benchmark")
         self.budget = FloatSpinBox(label="budget", value=TrainConfig.steps, min=0.1, max=1e6, step=10)
         self.budget_unit = ComboBox(label="budget unit", choices=["steps", "minutes"], value="steps")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")

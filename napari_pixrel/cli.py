@@ -131,7 +131,7 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--steps", type=int, default=steps, help="maximum training steps")
     p.add_argument("--minutes", type=float, default=minutes, help="training time budget (wall clock)")
     p.add_argument("--relation-weight", type=float, default=TrainConfig.relation_weight,
-                   help="weight of the pixel-relation term (the paper's is 1; 3 was best with scribbles, "
+                   help="weight of the pixel-relation term (1 = the paper's and the steadiest measured; "
                    "see docs/relation-loss.md)")
     p.add_argument("--anchors", type=int, default=1, help="anchor pixels per class and image")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)

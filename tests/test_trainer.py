@@ -58,7 +58,8 @@ def test_relation_modes_add_a_relation_term(sample):
     for loss in ("intra", "inter"):
         final = list(make(sample, replace(FAST, loss=loss, steps=2, eval_every=0)).run())[-1]
         assert final.relation_weight == FAST.relation_weight
-        assert final.relation > 0 and final.loss == pytest.approx(final.ce + 3.0 * final.relation, rel=1e-5)
+        expected = final.ce + FAST.relation_weight * final.relation
+        assert final.relation > 0 and final.loss == pytest.approx(expected, rel=1e-5)
     final = list(make(sample, replace(FAST, loss="none", steps=2, eval_every=0)).run())[-1]
     assert final.relation == 0.0
 

@@ -10,6 +10,7 @@ from qtpy.QtCore import QThreadPool
 
 from napari_pixrel._sample_data import few_shot_sample
 from napari_pixrel._widget import LOSSES, OUTPUT_KEY, PREDICTION, UNCERTAINTY, PixrelWidget, output_names
+from napari_pixrel.trainer import TrainConfig
 
 TINY_NET = {"decoder_channels": (32, 16, 16, 8, 8)}
 TINY_TRAINING = {"patch_size": 64, "batch_size": 2, "eval_every": 3, "mixed_precision": False}
@@ -186,4 +187,4 @@ def test_default_loss_is_auto_relation_for_scribbles_and_ce_for_masks(widget, vi
         assert widget.last_error == ""
         trained[layer] = widget.segmenter.training["config"]
     assert trained["scribbles"]["loss"] == "intra" and trained["ground truth"]["loss"] == "none"
-    assert trained["scribbles"]["relation_weight"] == widget.relation_weight.value == 3.0
+    assert trained["scribbles"]["relation_weight"] == widget.relation_weight.value == TrainConfig.relation_weight
