@@ -1,12 +1,13 @@
 """What the benchmark measured about the loss options, said where a user chooses one.
 
-Numbers from docs/relation-loss.md (the paper's EM tiles and split, five 4-tile subsets, 600 equal
-training steps, written by ``pixrel bench`` into benchmarks/results/gpu and benchmarks/results/cpu).
-Update them together with that file when new evidence lands.
+Numbers from docs/relation-loss.md (the paper's EM tiles and split, five 4-tile subsets × 2 seeds, 600
+equal training steps, written by ``pixrel bench`` into benchmarks/results/{gpu,gpu2,cpu}). Update them
+together with that file when new evidence lands.
 """
 
 LOSS_ADVICE = (
-    "Measured on the paper's EM tiles: with full masks cross-entropy wins (65.5 mIoU against 57.6 for pixel "
-    "relation); with ~2% scribbles pixel relation wins in 6 of 7 paired runs (49.2 against 45.5; "
-    "second seed still being measured). Cross-entropy is the default."
+    "Measured on the paper's EM tiles (600 steps): with full masks cross-entropy wins (65.5 mIoU against 57.6 "
+    "for pixel relation; no relation setting beat it). With ~2% of pixels painted as scribbles pixel relation "
+    "wins on average (+3.5 mIoU on a 2-core CPU, +2.5 on a GPU), though single runs vary by about 6 points. "
+    "'auto' uses pixel relation for scribbles and cross-entropy for masks."
 )
