@@ -52,7 +52,8 @@ CEILING_MINUTES = 10.0
 EVAL_SCHEDULE = (15, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2400, 3600)
 HARNESS_TRAIN_FIELDS = {"loss", "steps", "minutes", "seed", "eval_every"}
 TRAIN_OVERRIDES = {f.name for f in fields(TrainConfig)} - HARNESS_TRAIN_FIELDS
-PAPER_TRAIN = {"relation_weight": 1.0}  # a run's baseline is the paper's setting, not the product's default
+# a run's baseline is the paper's setting at a constant learning rate, not the product's defaults
+PAPER_TRAIN = {"relation_weight": 1.0, "schedule": "constant"}
 MODEL_OVERRIDES = {f.name for f in fields(ModelConfig)} - {"n_classes", "in_channels"}
 FOREST_DEFAULTS = {"n_estimators": 100, "max_depth": None, "max_pixels": 100_000, "sigma_min": 1.0,
                    "sigma_max": 16.0}

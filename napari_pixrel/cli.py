@@ -64,6 +64,7 @@ def train_config(args) -> TrainConfig:
     """TrainConfig from the shared training flags."""
     return TrainConfig(
         loss=args.loss, relation_weight=args.relation_weight, anchors_per_class=args.anchors, lr=args.lr,
+        schedule=args.schedule,
         steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, patch_size=args.patch_size,
         seed=args.seed, device=args.device, eval_every=args.eval_every,
     )
@@ -135,6 +136,9 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
                    "see docs/relation-loss.md)")
     p.add_argument("--anchors", type=int, default=1, help="anchor pixels per class and image")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--schedule", choices=["auto", "constant", "cosine"], default=TrainConfig.schedule,
+                   help="learning rate over the steps: auto = cosine decay to 0 for pixel relation (as measured "
+                   "with scribbles), constant for cross-entropy")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--patch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)

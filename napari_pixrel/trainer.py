@@ -41,7 +41,7 @@ class TrainConfig:
     warmup_steps: int = 0  # cross-entropy only before this step ...
     ramp_steps: int = 0  # ... then the relation weight rises linearly over this many steps
     lr: float = 1e-3
-    schedule: str = "constant"  # or "cosine" (needs steps)
+    schedule: str = AUTO  # "constant", "cosine" (needs steps), or "auto": cosine for pixel relation with steps
     steps: int | None = 600  # the budget of the loss comparison (docs/relation-loss.md)
     minutes: float | None = None
     batch_size: int = 4
@@ -59,8 +59,8 @@ class TrainConfig:
             raise ValueError("give a number of steps, a time budget in minutes, or both")
         if self.patch_size % STRIDE:
             raise ValueError(f"patch_size must be a multiple of {STRIDE}")
-        if self.schedule not in ("constant", "cosine") or (self.schedule == "cosine" and not self.steps):
-            raise ValueError("schedule is 'constant' or 'cosine' (cosine needs steps)")
+        if self.schedule not in ("constant", "cosine", AUTO) or (self.schedule == "cosine" and not self.steps):
+            raise ValueError("schedule is 'constant', 'cosine' (cosine needs steps) or 'auto'")
 
     @property
     def relation(self) -> RelationSettings:
@@ -154,8 +154,8 @@ class Trainer:
             raise ValueError("all images must have the same number of channels")
         if config.loss == "inter" and config.batch_size < 2:
             raise ValueError("pixel relation across images needs a batch size of at least 2")
-        loss, self.loss_choice = choose_loss(config.loss, train)
-        self.config = config = replace(config, loss=loss)
+        chosen, self.loss_choice = choose_loss(config, train)
+        self.config = config = replace(config, **chosen)
         self.train_planes, self.val_planes, self.preview = train, val, preview
         self.device = resolve_device(config.device)
         if self.device.type == "cpu" and config.cpu_threads:

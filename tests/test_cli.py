@@ -27,7 +27,7 @@ def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
     assert "membrane" in out and "validation" in out and "model written" in out
     seg = load_model(model)
     assert seg.class_names == ["background", "membrane", "mitochondria"] and seg.config.embed_dim == 2
-    assert seg.training["config"]["loss"] == "intra"
+    assert (seg.training["config"]["loss"], seg.training["config"]["schedule"]) == ("intra", "cosine")
     assert main(["predict", "--model", str(model), "--images", str(tmp_path / "stack.tif"),
                  "--out", str(tmp_path / "pred"), "--probabilities"]) == 0
     pred = tifffile.imread(tmp_path / "pred" / "stack_labels.tif")

@@ -1,4 +1,4 @@
-"""The "auto" loss: pixel relation for sparse scribbles, cross-entropy for full masks."""
+"""The "auto" loss and schedule: pixel relation with a cosine decay for scribbles, cross-entropy for masks."""
 
 from dataclasses import replace
 
@@ -25,35 +25,47 @@ def test_painted_fraction_counts_labelled_pixels_over_all_planes():
     assert painted_fraction([]) == 0.0
 
 
-def test_auto_picks_relation_below_the_threshold_and_ce_above():
+def test_auto_picks_relation_with_cosine_below_the_threshold_and_ce_above():
     n_sparse = int(SPARSE_PAINTED * 100) - 1
-    loss, sentence = choose_loss("auto", [plane(n_sparse)])
-    assert loss == "intra" and "pixel relation" in sentence and f"{n_sparse}.0%" in sentence
-    loss, sentence = choose_loss("auto", [plane(100)])
-    assert loss == "none" and "cross-entropy" in sentence and "100%" in sentence
+    settings, sentence = choose_loss(TrainConfig(steps=600), [plane(n_sparse)])
+    assert settings == {"loss": "intra", "schedule": "cosine"}
+    assert "pixel relation" in sentence and "600 steps" in sentence and f"{n_sparse}.0%" in sentence
+    settings, sentence = choose_loss(TrainConfig(steps=600), [plane(100)])
+    assert settings == {"loss": "none", "schedule": "constant"} and "cross-entropy" in sentence
+    assert "100%" in sentence and "cosine" not in sentence
 
 
-@pytest.mark.parametrize("loss", ["none", "intra", "inter"])
-def test_an_explicit_loss_is_kept(loss):
-    assert choose_loss(loss, [plane(3)]) == (loss, "")
+def test_a_time_budget_keeps_the_constant_rate():
+    settings, sentence = choose_loss(TrainConfig(steps=None, minutes=1), [plane(2)])
+    assert settings == {"loss": "intra", "schedule": "constant"} and "cosine" not in sentence
+
+
+@pytest.mark.parametrize("loss, schedule", [("none", "constant"), ("intra", "cosine"), ("inter", "cosine")])
+def test_a_given_loss_is_kept_and_only_the_auto_schedule_follows_it(loss, schedule):
+    assert choose_loss(TrainConfig(loss=loss), [plane(3)]) == ({"schedule": schedule}, "")
+    assert choose_loss(TrainConfig(loss=loss, schedule="constant"), [plane(3)]) == ({}, "")
 
 
 def test_auto_is_the_default_and_validates():
     assert TrainConfig().loss == "auto"
+    assert TrainConfig().schedule == "auto"
     with pytest.raises(ValueError, match="loss mode"):
         TrainConfig(loss="automatic")
+    with pytest.raises(ValueError, match="cosine needs steps"):
+        TrainConfig(schedule="cosine", steps=None, minutes=1)
 
 
-@pytest.mark.parametrize("kind, mode", [(1, "none"), (2, "intra")])
-def test_trainer_resolves_auto_from_the_painted_labels(sample, kind, mode):
+@pytest.mark.parametrize("kind, mode, schedule", [(1, "none", "constant"), (2, "intra", "cosine")])
+def test_trainer_resolves_auto_from_the_painted_labels(sample, kind, mode, schedule):
     images, arrays = sample[0], sample[kind]
     planes = [p for i in (0, 1) for p in painted_planes(images[i], arrays[i])]
     trainer = Trainer(planes, FAST, model=TINY, class_names=list(CLASS_NAMES))
-    assert trainer.config.loss == mode
+    assert (trainer.config.loss, trainer.config.schedule) == (mode, schedule)
     reports = list(trainer.run())
     assert reports[0].message == trainer.loss_choice and not reports[1].message
     assert (reports[-1].relation > 0) == (mode == "intra")
-    assert trainer.segmenter.training["config"]["loss"] == mode  # the model file says what was trained
+    recorded = trainer.segmenter.training["config"]  # the model file says what was trained
+    assert (recorded["loss"], recorded["schedule"]) == (mode, schedule)
 
 
 def test_auto_is_resolved_per_run_so_continuing_on_masks_switches_to_ce(sample):

@@ -186,5 +186,6 @@ def test_default_loss_is_auto_relation_for_scribbles_and_ce_for_masks(widget, vi
         widget.train()
         assert widget.last_error == ""
         trained[layer] = widget.segmenter.training["config"]
-    assert trained["scribbles"]["loss"] == "intra" and trained["ground truth"]["loss"] == "none"
+    assert (trained["scribbles"]["loss"], trained["scribbles"]["schedule"]) == ("intra", "cosine")
+    assert (trained["ground truth"]["loss"], trained["ground truth"]["schedule"]) == ("none", "constant")
     assert trained["scribbles"]["relation_weight"] == widget.relation_weight.value == TrainConfig.relation_weight
