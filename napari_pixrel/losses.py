@@ -88,15 +88,16 @@ def relation_loss(
         anchors = anchors.roll(1, dims=0)
         valid = valid.roll(1, dims=0)
     # only painted pixels enter: with scribbles (~2% painted) that is ~2% of the work
-    rows, pixels = painted.nonzero(as_tuple=True)
+    rows, pixels = painted.nonzero(as_tuple=True)  # sorted by image
     x = emb[rows, pixels].float()  # (P, K, D)
     norms = (x * x).sum(2).sqrt().clamp(min=1e-6)  # cosine = dot with the unit anchor / pixel norm
     goal = torch.where(is_class[rows, :, pixels], 1.0, settings.negative_target)  # (P, K)
-    err = x.new_zeros(b, k)
-    for j in range(a):
-        sim = (x * anchors[rows, j]).sum(2) / norms
-        err = err.index_add(0, rows, (sim - goal) ** 2)
-    per_image_class = err / (a * painted.sum(1).clamp(min=1)).view(b, 1)
+    counts = painted.sum(1)
+    err = torch.stack([  # per image: (P_i, K, D) against its (A, K, D) anchors, no (P, K, D) anchor copy
+        sum((((xi * anchors[i, j]).sum(2) / ni - gi) ** 2).sum(0) for j in range(a))
+        for i, (xi, ni, gi) in enumerate(zip(*(t.split(counts.tolist()) for t in (x, norms, goal))))
+    ])  # (B, K)
+    per_image_class = err / (a * counts.clamp(min=1)).view(b, 1)
     valid = valid & painted.any(1, keepdim=True)
     per_class = (per_image_class * valid).sum(0) / valid.sum(0).clamp(min=1)
     return per_class.sum()
