@@ -33,7 +33,6 @@ def main() -> None:
     viewer.open_sample("napari-pixrel", "few_shot")
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-pixrel", "pixrel: few-shot trainer")
     widget.labels.value = viewer.layers["scribbles"]
-    widget.budget.value = 200
     viewer.dims.set_current_step(0, 5)  # the validation image: what the model has not trained on
     viewer.reset_view()
     widget.train_button.native.click()
