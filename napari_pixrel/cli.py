@@ -81,14 +81,14 @@ def run_training(trainer: Trainer, quiet: bool = False) -> TrainReport:
 
     previous = signal.signal(signal.SIGINT, stop)
     try:
-        if trainer.loss_choice:
-            print(trainer.loss_choice, file=sys.stderr)
         for report in trainer.run():
+            if report.message and not report.finished:  # what "auto" chose, before the progress line
+                print(report.message, file=sys.stderr)
             if not quiet:
                 _progress(report)
     finally:
         signal.signal(signal.SIGINT, previous)
-    if report.message and report.finished:
+    if report.message:
         print(report.message, file=sys.stderr)
     return report
 

@@ -93,11 +93,12 @@ def relation_loss(
     norms = (x * x).sum(2).sqrt().clamp(min=1e-6)  # cosine = dot with the unit anchor / pixel norm
     goal = torch.where(is_class[rows, :, pixels], 1.0, settings.negative_target)  # (P, K)
     counts = painted.sum(1)
-    err = torch.stack([  # per image: (P_i, K, D) against its (A, K, D) anchors, no (P, K, D) anchor copy
-        sum((((xi * anchors[i, j]).sum(2) / ni - gi) ** 2).sum(0) for j in range(a))
-        for i, (xi, ni, gi) in enumerate(zip(*(t.split(counts.tolist()) for t in (x, norms, goal))))
-    ])  # (B, K)
-    per_image_class = err / (a * counts.clamp(min=1)).view(b, 1)
+    sizes = counts.tolist()
+    err = []
+    for xi, ni, gi, anchors_i in zip(x.split(sizes), norms.split(sizes), goal.split(sizes), anchors):
+        sims = torch.stack([(xi * anchor).sum(2) for anchor in anchors_i]) / ni  # (A, P_i, K): no anchor copies
+        err.append(((sims - gi) ** 2).sum((0, 1)))
+    per_image_class = torch.stack(err) / (a * counts.clamp(min=1)).view(b, 1)  # (B, K)
     valid = valid & painted.any(1, keepdim=True)
     per_class = (per_image_class * valid).sum(0) / valid.sum(0).clamp(min=1)
     return per_class.sum()
