@@ -6,9 +6,10 @@ Settings are chosen on val; test is read only for the chosen ones.
 Phases are listed in priority order: a sweep cut short still has the most
 important comparisons. Two studies: "full" (full masks first; the first GPU
 session) and "scribbles" (the napari regime first, with its own full-mask
-baselines so that every comparison is on one device; the second GPU session).
+baselines so that every comparison is on one device; the second GPU session), and "painted"
+(painted fractions from 2% to full masks; the third GPU session).
 
-    python benchmarks/relation_sweep.py specs.json [full|scribbles]
+    python benchmarks/relation_sweep.py specs.json [full|scribbles|painted]
     pixrel bench --specs specs.json --workers 8 --out benchmarks/results/gpu
 """
 
@@ -24,9 +25,10 @@ PAPER_STEPS = 3000
 PAPER_EVAL = [500, 1000, 1500, 2000, 3000]
 
 
-def runs(mode, labels="full", seeds=(0,), steps=STEPS, evals=EVAL, train=None, model=None):
+def runs(mode, labels="full", seeds=(0,), steps=STEPS, evals=EVAL, train=None, model=None, painted=None):
+    extra = {"painted": painted} if painted else {}
     return [{"subset": s, "labels": labels, "mode": mode, "seed": seed, "steps": steps, "eval_steps": evals,
-             "train": train or {}, "model": model or {}} for seed in seeds for s in SUBSETS]
+             "train": train or {}, "model": model or {}, **extra} for seed in seeds for s in SUBSETS]
 
 
 LEVERS = [  # one change each from the paper's setting (weight 1 on the sum over classes, 1 anchor, D=8)
@@ -87,7 +89,29 @@ def scribbles_first() -> list[dict]:
     return out
 
 
-STUDIES = {"full": full_first, "scribbles": scribbles_first}
+PAINTED = (0.05, 0.1, 0.25, 0.5)
+COSINE = {"schedule": "cosine"}
+
+
+def painted_first(seeds=(0,)) -> list[dict]:
+    """Where between scribbles (2%) and full masks does pixel relation stop paying? (the auto rule's 25%)"""
+    out = []
+    # 1. relation and CE, both with the cosine decay, at painted fractions between scribbles and full masks
+    for painted in PAINTED:
+        for mode in ("intra", "none"):
+            out += runs(mode, labels="scribbles", seeds=seeds, painted=painted, train=COSINE)
+    # 2. the same pair at the two ends: scribbles (~2%) and full masks
+    for labels in ("scribbles", "full"):
+        for mode in ("intra", "none"):
+            out += runs(mode, labels=labels, seeds=seeds, train=COSINE)
+    # 3. CE at a constant rate (the product's choice above 25%) at the same fractions
+    for painted in PAINTED:
+        out += runs("none", labels="scribbles", seeds=seeds, painted=painted)
+    return out
+
+
+STUDIES = {"full": full_first, "scribbles": scribbles_first, "painted": painted_first,
+           "painted-seed1": lambda: painted_first(seeds=(1,))}
 
 
 def write_specs(phases: dict, default_path: str) -> None:

@@ -86,8 +86,9 @@ class BenchData:
         t = self.tile
         return array[s, r * t:(r + 1) * t, c * t:(c + 1) * t]
 
-    def planes(self, tile_ids, scribbles: bool = False) -> list[Plane]:
-        """Tiles as Planes (image (T, T, 1) float32, labels + 1 = napari convention).
+    def planes(self, tile_ids, scribbles: float | None = None) -> list[Plane]:
+        """Tiles as Planes (image (T, T, 1) float32, labels + 1 = napari convention), with full masks or
+        with scribbles covering the fraction ``scribbles`` of each tile.
 
         Scribbles are fixed per tile (seed = the tile's index in the train list), so every mode and
         seed sees the same annotation, as if a person had painted it once.
@@ -97,7 +98,7 @@ class BenchData:
         for tid in tile_ids:
             labels = self._cut(self.labels, tid).astype(np.int64) + 1
             if scribbles:
-                labels = make_scribbles(labels, SCRIBBLE_FRACTION, seed=train_ids.index(tid))
+                labels = make_scribbles(labels, scribbles, seed=train_ids.index(tid))
             out.append(Plane(self._cut(self.images, tid)[..., None].astype(np.float32), labels))
         return out
 
@@ -141,7 +142,9 @@ def _typed(overrides: dict, defaults) -> dict:
 @dataclass(frozen=True)
 class RunSpec:
     """One benchmark run. ``train``/``model`` override TrainConfig/ModelConfig fields (for mode
-    "forest", ``train`` overrides FOREST_DEFAULTS); None tile counts mean the whole split."""
+    "forest", ``train`` overrides FOREST_DEFAULTS); None tile counts mean the whole split. ``painted``
+    is the scribbles' share of the pixels when it is not SCRIBBLE_FRACTION (left out of the name and the
+    result file otherwise, so runs written before it existed keep their names)."""
 
     subset: int | str
     labels: str = "full"
@@ -155,6 +158,7 @@ class RunSpec:
     val_tiles: int | None = None
     train: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
+    painted: float | None = None
 
     def __post_init__(self):
         if not (self.subset == "all" or (isinstance(self.subset, int) and self.subset >= 0)):
@@ -163,6 +167,8 @@ class RunSpec:
             raise ValueError(f"labels {self.labels!r} is not one of {LABEL_KINDS}")
         if self.mode not in RUN_MODES:
             raise ValueError(f"mode {self.mode!r} is not one of {RUN_MODES}")
+        if self.painted is not None and not (self.labels == "scribbles" and 0 < self.painted < 1):
+            raise ValueError(f"painted={self.painted!r}: a fraction between 0 and 1, for scribbles only")
         set_ = object.__setattr__
         set_(self, "minutes", None if self.minutes is None else float(self.minutes))
         set_(self, "eval_seconds", tuple(sorted(float(s) for s in self.eval_seconds)))
@@ -190,7 +196,14 @@ class RunSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["eval_seconds"], d["eval_steps"] = list(self.eval_seconds), list(self.eval_steps)
+        if self.painted is None:
+            del d["painted"]
         return d
+
+    @property
+    def scribbles(self) -> float | None:
+        """The painted fraction to train on, None for full masks."""
+        return (self.painted or SCRIBBLE_FRACTION) if self.labels == "scribbles" else None
 
     @classmethod
     def from_dict(cls, d: dict) -> RunSpec:
@@ -343,7 +356,7 @@ def run_one(spec: RunSpec, data: BenchData, out_dir, command: str = "") -> dict:
 def _run_net(spec: RunSpec, data: BenchData) -> dict:
     """Train with the product's Trainer; evaluate val and test at the eval points (off the clock)."""
     names = data.class_names
-    train = data.planes(data.train_ids(spec.subset), spec.labels == "scribbles")
+    train = data.planes(data.train_ids(spec.subset), spec.scribbles)
     val = data.planes(data.eval_ids("val", spec.val_tiles))
     test = data.planes(data.eval_ids("test", spec.test_tiles))
     model = ModelConfig(n_classes=len(names), **spec.model)
@@ -400,7 +413,7 @@ def _run_forest(spec: RunSpec, data: BenchData) -> dict:
     from sklearn.ensemble import RandomForestClassifier
 
     settings, names = {**FOREST_DEFAULTS, **spec.train}, data.class_names
-    train = data.planes(data.train_ids(spec.subset), spec.labels == "scribbles")
+    train = data.planes(data.train_ids(spec.subset), spec.scribbles)
     t0 = time.perf_counter()
     features = [forest_features(p.image, settings) for p in train]
     x = np.concatenate([f[p.labels > 0] for f, p in zip(features, train, strict=True)])
@@ -519,7 +532,7 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
         torch.set_num_threads(_THREADS)
     times, peak_cuda, trainers = _step_times(train, names, model, warmup + steps)
     step = {m: statistics.median(t[warmup:]) for m, t in times.items()}
-    scribbles, _, _ = _step_times(data.planes(data.train_ids(0), scribbles=True), names, model, warmup + steps)
+    scribbles, _, _ = _step_times(data.planes(data.train_ids(0), SCRIBBLE_FRACTION), names, model, warmup + steps)
     step_scribbles = {m: statistics.median(t[warmup:]) for m, t in scribbles.items()}
     device, config = trainers["none"].device, trainers["none"].config
 

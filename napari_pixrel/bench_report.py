@@ -54,7 +54,9 @@ class Group:
 
     @property
     def labels(self) -> str:
-        return self.spec["labels"]
+        """"full", "scribbles" (~2%) or "scribbles 25%" for another painted fraction."""
+        painted = self.spec.get("painted")
+        return f"{self.spec['labels']} {painted:.0%}" if painted else self.spec["labels"]
 
     @property
     def few_shot(self) -> bool:
@@ -130,7 +132,8 @@ def load(out_dir: Path) -> tuple[list[Group], list[dict]]:
         key = (device, result["spec"]["subset"] == "all", json.dumps(spec, sort_keys=True))
         groups.setdefault(key, Group(device, [])).runs.append(result)
     order = {m: i for i, m in enumerate(("forest",) + NET_MODES)}
-    ordered = sorted(groups.values(), key=lambda g: (g.device, not g.few_shot, g.labels, g.budget,
+    ordered = sorted(groups.values(), key=lambda g: (g.device, not g.few_shot, g.spec["labels"],
+                                                     g.spec.get("painted") or 0, g.budget,
                                                      order[g.mode], g.settings))
     return ordered, costs
 

@@ -15,7 +15,13 @@ from skimage.morphology import disk, skeletonize
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def make_scribbles(labels: np.ndarray, fraction: float = 0.02, seed: int = 0, width: int = 3) -> np.ndarray:
+def brush_width(fraction: float) -> int:
+    """The brush a person would use to paint ``fraction`` of an image: 3 pixels up to ~10%, then wider
+    (thin strokes along the medial lines cannot cover more than ~15% of an EM tile)."""
+    return max(3, round(30 * fraction)) | 1
+
+
+def make_scribbles(labels: np.ndarray, fraction: float = 0.02, seed: int = 0, width: int | None = None) -> np.ndarray:
     """Keep only thin stroke pixels of ``labels`` (napari convention, 0 = unlabeled).
 
     ``labels`` is a 2D plane or an (N, H, W) stack; each plane is processed
@@ -23,9 +29,11 @@ def make_scribbles(labels: np.ndarray, fraction: float = 0.02, seed: int = 0, wi
     so a plane's strokes do not depend on the rest of the stack.  About
     ``fraction`` of each plane ends up labeled, split evenly between the
     classes present (a class with too few stroke pixels gives its share to the
-    others).  Strokes are ``width`` pixels wide and never leave their region.
+    others).  Strokes are ``width`` pixels wide (default: ``brush_width(fraction)``) and never leave
+    their region.
     """
     labels = np.asarray(labels)
+    width = brush_width(fraction) if width is None else width
     if labels.ndim == 2:
         return _scribble_plane(labels, fraction, np.random.default_rng([seed, 0]), width)
     if labels.ndim != 3:

@@ -68,6 +68,19 @@ def test_run_names_follow_every_setting():
     assert spec.name != bench.RunSpec(subset=1, mode="intra", steps=11, train={"relation_weight": 1}).name
 
 
+def test_painted_fraction_names_its_runs_and_leaves_older_names_alone():
+    scribbles = bench.RunSpec(subset=0, labels="scribbles", steps=10)
+    assert "painted" not in scribbles.to_dict() and scribbles.scribbles == bench.SCRIBBLE_FRACTION
+    committed = [p for p in (bench.REPO / "benchmarks/results").glob("*/*.json") if not p.name.startswith("cost-")]
+    assert len(committed) > 100
+    for path in committed:  # result files written before `painted` existed are still found on rerun
+        assert bench.RunSpec.from_dict(json.loads(path.read_text())["spec"]).name == path.stem
+    denser = bench.RunSpec(subset=0, labels="scribbles", steps=10, painted=0.25)
+    assert denser.name != scribbles.name and denser.scribbles == 0.25
+    assert bench.RunSpec.from_dict(denser.to_dict()) == denser
+    assert bench.RunSpec(subset=0, steps=10).scribbles is None
+
+
 @pytest.mark.parametrize("bad", [
     {"subset": 0, "mode": "relation", "steps": 5},
     {"subset": 0, "labels": "sparse", "steps": 5},
@@ -77,6 +90,8 @@ def test_run_names_follow_every_setting():
     {"subset": 0},
     {"subset": 0, "mode": "forest", "steps": 5},
     {"subset": -1, "steps": 5},
+    {"subset": 0, "steps": 5, "painted": 0.1},
+    {"subset": 0, "labels": "scribbles", "steps": 5, "painted": 1.0},
 ])
 def test_bad_specs_fail_early(bad):
     with pytest.raises(ValueError):
@@ -103,6 +118,8 @@ def test_report_tables_plot_and_pairing(tmp_path):
     specs += [(bench.RunSpec(subset=s, labels=k, mode="forest"), 0.55) for s in range(3)
               for k in ("full", "scribbles")]
     specs += [(bench.RunSpec(subset="all", mode="none", **evals), 0.8)]
+    specs += [(bench.RunSpec(subset=s, labels="scribbles", mode=m, painted=0.25, **evals), 0.5 + 0.03 * i)
+              for s in range(3) for i, m in enumerate(("none", "intra"))]
     for spec, miou in specs:
         bench.write_json(tmp_path / f"{spec.name}.json", _fake_result(spec, miou))
     text = bench.bench_report.report(tmp_path).read_text()
@@ -111,3 +128,4 @@ def test_report_tables_plot_and_pairing(tmp_path):
     assert "relation_weight=0.1" in text and "192 tiles" in text and "Test CPU" in text
     assert "| 2.0 ± 0.0 (n=6) |" in text  # within vs CE, paired over subsets and seeds
     assert "passes 64.2" in text
+    assert "| 4 tiles | scribbles 25% | within |" in text and "| 3.0 ± 0.0 (n=3) |" in text

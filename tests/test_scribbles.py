@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_pixrel.sample_data import make_em_like
-from napari_pixrel.scribbles import make_scribbles
+from napari_pixrel.scribbles import brush_width, make_scribbles
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,13 @@ def test_subset_of_labels_same_shape_and_dtype(labels):
 def test_fraction_near_target(labels, fraction):
     for plane in make_scribbles(labels, fraction=fraction):
         assert fraction / 1.5 < (plane > 0).mean() < fraction * 1.5
+
+
+def test_denser_painting_uses_a_wider_brush(labels):
+    """Thin strokes cap out near 15% of a plane; a person painting a quarter of it uses a wider brush."""
+    assert brush_width(0.02) == brush_width(0.1) == 3 < brush_width(0.25) < brush_width(0.5)
+    for plane in make_scribbles(labels, fraction=0.25):
+        assert 0.25 / 1.5 < (plane > 0).mean() < 0.25 * 1.5
 
 
 def test_every_class_gets_a_balanced_share(labels):
