@@ -11,13 +11,19 @@ bad steps (a weight-3 run fell from 46.6 test at step 400 to 27.7 at 600), so
 CE and the paper's weight are compared again with the learning rate decayed to
 0 over the 600 steps (cosine), two seeds on all five subsets.
 
-    python benchmarks/cpu_scribbles.py specs.json [weight3|cosine]
+Phase 3 ("minutes5", third session): issue 4's budget, 5 minutes of training per
+run on this CPU, CE and within image paired on all five subsets (the runs
+`pixrel bench --part scribbles --minutes 5` makes, without across images).
+
+    python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
 from __future__ import annotations
 
-from relation_sweep import runs, write_specs
+from relation_sweep import SUBSETS, runs, write_specs
+
+from napari_pixrel.bench import EVAL_SCHEDULE
 
 
 def weight3() -> list[dict]:
@@ -33,7 +39,13 @@ def cosine() -> list[dict]:
     return [r for seed in (0, 2) for pair in zip(pairs[seed], pairs[seed + 1]) for r in pair]
 
 
-PHASES = {"weight3": weight3, "cosine": cosine}
+def minutes5() -> list[dict]:
+    evals = [s for s in EVAL_SCHEDULE if s <= 300]
+    return [{"subset": s, "labels": "scribbles", "mode": mode, "minutes": 5.0, "eval_seconds": evals}
+            for s in SUBSETS for mode in ("none", "intra")]
+
+
+PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5}
 
 
 if __name__ == "__main__":

@@ -257,6 +257,8 @@ def _speed(groups: list[Group], out_dir: Path) -> list[str]:
             ax = axes[i, j]
             thresholds = [PAPER_BEST]
             panel = curves.get((device, labels), [])
+            if any(not g.step_budget for _, g in panel):  # wall-clock curves: equal-step studies stay out
+                panel = [(name, g) for name, g in panel if not g.step_budget]
             tiles = next((g.tiles for _, g in panel), (None, None))
             x = "step" if panel and all(g.step_budget for _, g in panel) else "seconds"
             unit = "steps" if x == "step" else "s"

@@ -118,6 +118,8 @@ def test_report_tables_plot_and_pairing(tmp_path):
     specs += [(bench.RunSpec(subset=s, labels=k, mode="forest"), 0.55) for s in range(3)
               for k in ("full", "scribbles")]
     specs += [(bench.RunSpec(subset="all", mode="none", **evals), 0.8)]
+    specs += [(bench.RunSpec(subset=s, mode="intra", steps=20, eval_seconds=[15, 30], train={"anchors_per_class": 8}),
+               0.6) for s in range(3)]
     specs += [(bench.RunSpec(subset=s, labels="scribbles", mode=m, painted=0.25, **evals), 0.5 + 0.03 * i)
               for s in range(3) for i, m in enumerate(("none", "intra"))]
     for spec, miou in specs:
@@ -128,4 +130,5 @@ def test_report_tables_plot_and_pairing(tmp_path):
     assert "relation_weight=0.1" in text and "192 tiles" in text and "Test CPU" in text
     assert "| 2.0 ± 0.0 (n=6) |" in text  # within vs CE, paired over subsets and seeds
     assert "passes 64.2" in text
+    assert "anchors_per_class=8" in text and "(20 steps, anchors_per_class=8)" not in text  # not on a time axis
     assert "| 4 tiles | scribbles 25% | within |" in text and "| 3.0 ± 0.0 (n=3) |" in text
