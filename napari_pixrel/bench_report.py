@@ -259,8 +259,11 @@ def _speed(groups: list[Group], out_dir: Path) -> list[str]:
             panel = curves.get((device, labels), [])
             if any(not g.step_budget for _, g in panel):  # wall-clock curves: equal-step studies stay out
                 panel = [(name, g) for name, g in panel if not g.step_budget]
+            if not panel:  # this device has curves for the other kind of labels only
+                ax.axis("off")
+                continue
             tiles = next((g.tiles for _, g in panel), (None, None))
-            x = "step" if panel and all(g.step_budget for _, g in panel) else "seconds"
+            x = "step" if all(g.step_budget for _, g in panel) else "seconds"
             unit = "steps" if x == "step" else "s"
             for forest_labels in LABEL_NAMES:
                 forest = _forest_for(groups, forest_labels, tiles, device)
