@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from relation_sweep import SUBSETS, runs, write_specs
 
-from napari_pixrel.bench import EVAL_SCHEDULE
+from napari_pixrel.bench import eval_schedule
 
 
 def weight3() -> list[dict]:
@@ -40,8 +40,7 @@ def cosine() -> list[dict]:
 
 
 def minutes5() -> list[dict]:
-    evals = [s for s in EVAL_SCHEDULE if s <= 300]
-    return [{"subset": s, "labels": "scribbles", "mode": mode, "minutes": 5.0, "eval_seconds": evals}
+    return [{"subset": s, "labels": "scribbles", "mode": mode, "minutes": 5.0, "eval_seconds": eval_schedule(5.0)}
             for s in SUBSETS for mode in ("none", "intra")]
 
 

@@ -600,7 +600,8 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
 # ---------------------------------------------------------------- planning and the command line
 
 
-def _eval_schedule(minutes: float | None) -> list[float]:
+def eval_schedule(minutes: float | None) -> list[float]:
+    """The default eval points of a minutes budget (EVAL_SCHEDULE up to the budget)."""
     return [s for s in EVAL_SCHEDULE if minutes and s <= 60 * minutes]
 
 
@@ -617,7 +618,7 @@ def plan(args) -> tuple[list[RunSpec], bool]:
     if steps is None and minutes is None:
         minutes = DEFAULT_MINUTES
     if args.eval_seconds is None and args.eval_steps is None:  # defaults: a curve over the budget
-        evals = {"eval_seconds": _eval_schedule(minutes),
+        evals = {"eval_seconds": eval_schedule(minutes),
                  "eval_steps": [] if minutes else [s for s in (steps // 4, steps // 2) if s > 0]}
     else:
         evals = {"eval_seconds": args.eval_seconds or [], "eval_steps": args.eval_steps or []}
@@ -633,7 +634,7 @@ def plan(args) -> tuple[list[RunSpec], bool]:
                   for labels in LABEL_KINDS for s in args.subsets for seed in args.seeds]
     if "ceiling" in parts:
         specs.append(RunSpec(subset="all", mode="none", seed=args.seeds[0], minutes=args.ceiling_minutes,
-                             eval_seconds=_eval_schedule(args.ceiling_minutes), **tiles))
+                             eval_seconds=eval_schedule(args.ceiling_minutes), **tiles))
     return specs, "cost" in parts
 
 
