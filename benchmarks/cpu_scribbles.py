@@ -15,7 +15,10 @@ Phase 3 ("minutes5", third session): issue 4's budget, 5 minutes of training per
 run on this CPU, CE and within image paired on all five subsets (the runs
 `pixrel bench --part scribbles --minutes 5` makes, without across images).
 
-    python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5]
+Phase 4 ("minutes5-cosine", fourth session): the same with the learning rate decayed to 0 over the 5
+minutes (the trainer's cosine now follows a time budget's progress), for both losses.
+
+    python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5|minutes5-cosine]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -39,12 +42,17 @@ def cosine() -> list[dict]:
     return [r for seed in (0, 2) for pair in zip(pairs[seed], pairs[seed + 1]) for r in pair]
 
 
-def minutes5() -> list[dict]:
-    return [{"subset": s, "labels": "scribbles", "mode": mode, "minutes": 5.0, "eval_seconds": eval_schedule(5.0)}
+def minutes5(train: dict | None = None) -> list[dict]:
+    return [{"subset": s, "labels": "scribbles", "mode": mode, "minutes": 5.0, "eval_seconds": eval_schedule(5.0),
+             **({"train": train} if train else {})}
             for s in SUBSETS for mode in ("none", "intra")]
 
 
-PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5}
+def minutes5_cosine() -> list[dict]:
+    return minutes5({"schedule": "cosine"})
+
+
+PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine}
 
 
 if __name__ == "__main__":

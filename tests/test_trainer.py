@@ -70,6 +70,21 @@ def test_warmup_and_ramp_schedule_the_relation_weight():
     assert TrainConfig(loss="none", relation_weight=1).weight_at(5) == 0
 
 
+def test_cosine_matches_torchs_over_steps_and_decays_over_a_time_budget(sample):
+    by_steps = make(sample, replace(FAST, schedule="cosine", steps=10, lr=0.01))
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.01)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 10)
+    for step in range(10):
+        assert by_steps.learning_rate(step, elapsed=999.0) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12)
+        opt.step()
+        reference.step()
+    by_time = make(sample, replace(FAST, schedule="cosine", steps=None, minutes=2.0, lr=0.01))
+    assert [by_time.learning_rate(5, s) for s in (0, 60, 120, 500)] == pytest.approx([0.01, 0.005, 0, 0])
+    both = make(sample, replace(FAST, schedule="cosine", steps=100, minutes=2.0, lr=0.01))
+    assert both.learning_rate(50, 1.0) == both.learning_rate(1, 60.0) == pytest.approx(0.005)
+    assert make(sample, replace(FAST, schedule="constant", lr=0.01)).learning_rate(5, 60.0) == 0.01
+
+
 def test_pause_resume_and_stop_act_between_steps(sample):
     trainer = make(sample, replace(FAST, steps=50, eval_every=0))
     run = trainer.run()
