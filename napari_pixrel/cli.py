@@ -137,8 +137,8 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--anchors", type=int, default=1, help="anchor pixels per class and image")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--schedule", choices=["auto", "constant", "cosine"], default=TrainConfig.schedule,
-                   help="learning rate over the steps: auto = cosine decay to 0 for pixel relation (as measured "
-                   "with scribbles), constant for cross-entropy")
+                   help="learning rate over the budget (steps or minutes): auto = cosine decay to 0 for pixel "
+                   "relation (as measured with scribbles), constant for cross-entropy")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--patch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)

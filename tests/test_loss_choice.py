@@ -35,9 +35,11 @@ def test_auto_picks_relation_with_cosine_below_the_threshold_and_ce_above():
     assert "100%" in sentence and "cosine" not in sentence
 
 
-def test_a_time_budget_keeps_the_constant_rate():
-    settings, sentence = choose_loss(TrainConfig(steps=None, minutes=1), [plane(2)])
-    assert settings == {"loss": "intra", "schedule": "constant"} and "cosine" not in sentence
+@pytest.mark.parametrize("steps, minutes, words", [(None, 1.5, "over 1.5 minutes"),
+                                                    (400, 2, "over 400 steps or 2 minutes, whichever ends first")])
+def test_a_time_budget_decays_over_its_minutes(steps, minutes, words):
+    settings, sentence = choose_loss(TrainConfig(steps=steps, minutes=minutes), [plane(2)])
+    assert settings == {"loss": "intra", "schedule": "cosine"} and f"decayed to 0 {words} (cosine)" in sentence
 
 
 @pytest.mark.parametrize("loss, schedule", [("none", "constant"), ("intra", "cosine"), ("inter", "cosine")])
