@@ -383,8 +383,9 @@ def test_50_train_stop_cycles_leak_no_threads_layers_or_memory(make_napari_viewe
         assert widget.last_error == ""
         if cycle in (10, 50):
             assert pool.waitForDone(30_000) and pool.activeThreadCount() == 0
+            rss = settled_rss(process)  # collects garbage first, so finished threads are gone too
             threads = threading.active_count(), process.num_threads()  # Python's and the OS's (Qt, torch)
-            counts[cycle] = threads, len(viewer.layers), settled_rss(process)
+            counts[cycle] = threads, len(viewer.layers), rss
     (threads_10, layers_10, rss_10), (threads_50, layers_50, rss_50) = counts[10], counts[50]
     assert threads_50[0] <= threads_10[0] and threads_50[1] <= threads_10[1], counts
     assert layers_10 == layers_50 == 4
