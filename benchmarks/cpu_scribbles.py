@@ -18,7 +18,9 @@ run on this CPU, CE and within image paired on all five subsets (the runs
 Phase 4 ("minutes5-cosine", fourth session): the same with the learning rate decayed to 0 over the 5
 minutes (the trainer's cosine now follows a time budget's progress), for both losses.
 
-    python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5|minutes5-cosine]
+Phase 5 ("minutes5-cosine-seed1"): a second seed of phase 4 on subsets 0-2 (what the session's time left).
+
+    python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5|minutes5-cosine|minutes5-cosine-seed1]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -42,17 +44,22 @@ def cosine() -> list[dict]:
     return [r for seed in (0, 2) for pair in zip(pairs[seed], pairs[seed + 1]) for r in pair]
 
 
-def minutes5(train: dict | None = None) -> list[dict]:
-    return [{"subset": s, "labels": "scribbles", "mode": mode, "minutes": 5.0, "eval_seconds": eval_schedule(5.0),
-             **({"train": train} if train else {})}
-            for s in SUBSETS for mode in ("none", "intra")]
+def minutes5(train: dict | None = None, seed: int = 0, subsets=SUBSETS) -> list[dict]:
+    return [{"subset": s, "labels": "scribbles", "mode": mode, "seed": seed, "minutes": 5.0,
+             "eval_seconds": eval_schedule(5.0), **({"train": train} if train else {})}
+            for s in subsets for mode in ("none", "intra")]
 
 
 def minutes5_cosine() -> list[dict]:
     return minutes5({"schedule": "cosine"})
 
 
-PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine}
+def minutes5_cosine_seed1() -> list[dict]:
+    return minutes5({"schedule": "cosine"}, seed=1, subsets=(0, 1, 2))
+
+
+PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
+          "minutes5-cosine-seed1": minutes5_cosine_seed1}
 
 
 if __name__ == "__main__":
