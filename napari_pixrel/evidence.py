@@ -1,7 +1,7 @@
 """What the benchmark measured about the loss options, said where a user chooses one.
 
 Numbers from docs/relation-loss.md (the paper's EM tiles and split, five 4-tile subsets × 2 seeds, 600
-equal training steps, and one seed of 5-minute CPU runs, written by ``pixrel bench`` into
+equal training steps, and 5-minute CPU runs, written by ``pixrel bench`` into
 benchmarks/results/{gpu,gpu2,cpu}). Update them together with that file when new evidence lands.
 """
 
