@@ -64,7 +64,8 @@ class _DockFigure(QWidget):
 
 
 class TrainingPlot(_DockFigure):
-    """Loss per step and mIoU (validation solid, painted training pixels dashed) per evaluation, per run."""
+    """Loss per step and mIoU (validation solid, painted training pixels dashed) per evaluation, per run;
+    a star marks an earlier evaluation whose weights a finished run kept (the best on validation)."""
 
     def __init__(self, parent=None):
         super().__init__(parent=parent)
@@ -78,10 +79,12 @@ class TrainingPlot(_DockFigure):
 
     def add(self, run: str, report) -> None:
         """Record one TrainReport of the run named ``run`` (a name shown in the legend)."""
-        s = self.series.setdefault(run, {"step": [], "loss": [], "eval": [], "val": [], "train": []})
+        s = self.series.setdefault(run, {"step": [], "loss": [], "eval": [], "val": [], "train": [], "kept": []})
         s["step"].append(report.step)
         s["loss"].append(report.loss)
-        if report.train_iou is not None:
+        if report.kept_step not in (None, report.step):
+            s["kept"] = [(report.kept_step, report.val_iou["mIoU"])]
+        elif report.train_iou is not None:
             s["eval"].append(report.step)
             s["val"].append((report.val_iou or {}).get("mIoU", float("nan")))
             s["train"].append(report.train_iou["mIoU"])
@@ -97,6 +100,8 @@ class TrainingPlot(_DockFigure):
             self.loss_ax.plot(s["step"], s["loss"], color=color, lw=1, label=label)
             self.iou_ax.plot(s["eval"], s["val"], color=color, lw=1.5, marker=".", label="validation")
             self.iou_ax.plot(s["eval"], s["train"], color=color, lw=1, ls="--", label="painted (train)")
+            for step, miou in s["kept"]:
+                self.iou_ax.plot([step], [miou], color=color, marker="*", ms=9, ls="", label="kept")
         self._legend(self.loss_ax)
         if len(self.series) == 1:
             self._legend(self.iou_ax)

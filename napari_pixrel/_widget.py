@@ -210,13 +210,17 @@ class PixrelWidget(QWidget):
                                         "measured on the EM benchmark")
         self.budget = FloatSpinBox(label="budget", value=TrainConfig.steps, min=0.1, max=1e6, step=10)
         self.budget_unit = ComboBox(label="budget unit", choices=["steps", "minutes"], value="steps")
+        self.keep_best = CheckBox(text="keep the weights that scored best on validation", value=True)
+        self.keep_best.tooltip = ("at the end, go back to the evaluation with the highest validation mIoU (needs "
+                                  "validation slices); unchecked: keep the last step's weights")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
         self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "
                                    "(e.g. '4, 5'), 'last' = the last painted slice, empty = none")
         self.labels.changed.connect(self._take_class_names_from_layer)
         form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
-                                  self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.teaching])
+                                  self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.keep_best,
+                                  self.teaching])
 
         self.train_button = _button("Train", self.train)
         self.pause_button = _button("Pause", self.pause)
@@ -419,6 +423,7 @@ class PixrelWidget(QWidget):
             "relation_weight": self.relation_weight.value,
             "steps": max(1, int(self.budget.value)) if steps else None,
             "minutes": None if steps else self.budget.value,
+            "keep": "best" if self.keep_best.value else "last",
             "cpu_threads": self.cpu_threads,
             **self.train_settings,
         })

@@ -50,10 +50,12 @@ SCRIBBLE_FRACTION = 0.02
 DEFAULT_MINUTES = 5.0
 CEILING_MINUTES = 10.0
 EVAL_SCHEDULE = (15, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2400, 3600)
-HARNESS_TRAIN_FIELDS = {"loss", "steps", "minutes", "seed", "eval_every"}
+HARNESS_TRAIN_FIELDS = {"loss", "steps", "minutes", "seed"}
 TRAIN_OVERRIDES = {f.name for f in fields(TrainConfig)} - HARNESS_TRAIN_FIELDS
-# a run's baseline is the paper's setting at a constant learning rate, not the product's defaults
-PAPER_TRAIN = {"relation_weight": 1.0, "schedule": "constant"}
+# a run's baseline is the paper's setting at a constant learning rate, keeping its last weights, not the
+# product's defaults; the trainer's own evaluation is off (eval_every 0) unless a spec asks for it, e.g. to
+# keep the best weights on the val tiles ({"keep": "best", "eval_every": 50})
+PAPER_TRAIN = {"relation_weight": 1.0, "schedule": "constant", "keep": "last", "eval_every": 0}
 MODEL_OVERRIDES = {f.name for f in fields(ModelConfig)} - {"n_classes", "in_channels"}
 FOREST_DEFAULTS = {"n_estimators": 100, "max_depth": None, "max_pixels": 100_000, "sigma_min": 1.0,
                    "sigma_max": 16.0}
@@ -211,7 +213,7 @@ class RunSpec:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(loss=self.mode, steps=self.steps, minutes=self.minutes, seed=self.seed,
-                           eval_every=0, **{**PAPER_TRAIN, **self.train})
+                           **{**PAPER_TRAIN, **self.train})
 
 
 # ---------------------------------------------------------------- results on disk
@@ -354,13 +356,15 @@ def run_one(spec: RunSpec, data: BenchData, out_dir, command: str = "") -> dict:
 
 
 def _run_net(spec: RunSpec, data: BenchData) -> dict:
-    """Train with the product's Trainer; evaluate val and test at the eval points (off the clock)."""
+    """Train with the product's Trainer; evaluate val and test at the eval points (off the clock). With
+    ``eval_every`` the trainer also scores the val tiles itself (and, with keep="best", ends on the best)."""
     names = data.class_names
     train = data.planes(data.train_ids(spec.subset), spec.scribbles)
     val = data.planes(data.eval_ids("val", spec.val_tiles))
     test = data.planes(data.eval_ids("test", spec.test_tiles))
     model = ModelConfig(n_classes=len(names), **spec.model)
-    trainer = Trainer(train, spec.train_config(), model, class_names=names)
+    config = spec.train_config()
+    trainer = Trainer(train, config, model, val=val if config.eval_every else (), class_names=names)
     if _THREADS:
         torch.set_num_threads(_THREADS)
     segmenter, points = trainer.segmenter, EvalPoints(spec)
@@ -382,13 +386,15 @@ def _run_net(spec: RunSpec, data: BenchData) -> dict:
             scores = score(segmenter, val, names), score(segmenter, test, names)
             segmenter.net.train()
             curve += [curve_point(p, report, scores) for p in crossed]
-    if not curve or curve[-1]["step"] != last.step:
+    kept_earlier = last.kept_step != last.step
+    if not curve or curve[-1]["step"] != last.step or kept_earlier:
         scores = score(segmenter, val, names), score(segmenter, test, names)
         curve.append(curve_point("final", last, scores))
     return {
         **environment(trainer.device),
         "train_seconds": last.elapsed,
         "steps": last.step,
+        "kept_step": last.kept_step,  # the step whose weights "val" and "test" score (keep="best": maybe earlier)
         "step_seconds_median": statistics.median(step_seconds) if step_seconds else None,
         "val": curve[-1]["val"],
         "test": curve[-1]["test"],

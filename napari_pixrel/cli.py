@@ -66,7 +66,7 @@ def train_config(args) -> TrainConfig:
         loss=args.loss, relation_weight=args.relation_weight, anchors_per_class=args.anchors, lr=args.lr,
         schedule=args.schedule,
         steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, patch_size=args.patch_size,
-        seed=args.seed, device=args.device, eval_every=args.eval_every,
+        seed=args.seed, device=args.device, eval_every=args.eval_every, keep=args.keep,
     )
 
 
@@ -146,6 +146,9 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--embed-dim", type=int, default=8, help="channels per class group")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--keep", choices=["best", "last"], default=TrainConfig.keep,
+                   help="best = the weights of the evaluation that scored best on the validation images (every "
+                   "--eval-every steps; without validation images the last); last = the last step's")
     p.add_argument("--quiet", action="store_true")
 
 

@@ -3,7 +3,9 @@
 ``Trainer.run()`` yields a ``TrainReport`` after every step; every
 ``eval_every`` steps (and at the end) the report also carries per-class IoU on
 the validation planes and on the painted training pixels, and a prediction of
-the preview image. Pause, resume and stop act between steps and are safe to
+the preview image. With validation labels the trainer keeps, by default, the
+weights of the evaluation that scored best on them: at a constant rate a run's
+last step is a lottery (docs/relation-loss.md). Pause, resume and stop act between steps and are safe to
 call from another thread (the napari widget's UI thread, a CLI signal).
 ``elapsed`` counts training time only (evaluation and the consumer's time
 between steps are excluded), so a ``minutes`` budget is a training budget.
@@ -50,6 +52,7 @@ class TrainConfig:
     device: str = "auto"
     mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
     eval_every: int = 25
+    keep: str = "best"  # "best": the weights of the best validation evaluation (needs validation labels); "last"
     cpu_threads: int | None = None  # None: torch's default (all cores); the napari dock leaves one to the UI
 
     def __post_init__(self):
@@ -61,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"patch_size must be a multiple of {STRIDE}")
         if self.schedule not in ("constant", "cosine", AUTO):
             raise ValueError("schedule is 'constant', 'cosine' or 'auto'")
+        if self.keep not in ("best", "last"):
+            raise ValueError("keep is 'best' (the best validation evaluation) or 'last'")
 
     @property
     def relation(self) -> RelationSettings:
@@ -92,6 +97,18 @@ class TrainReport:
     prediction: Prediction | None = None
     finished: bool = False
     message: str = ""
+    kept_step: int | None = None  # finished report: the step of the weights kept (its IoU and prediction)
+
+
+@dataclass
+class _Checkpoint:
+    """The best validation evaluation so far: its step, scores and a copy of the weights."""
+
+    step: int
+    miou: float
+    val_iou: dict
+    train_iou: dict | None
+    state: dict
 
 
 def resolve_device(device: str) -> torch.device:
@@ -181,6 +198,7 @@ class Trainer:
         self.segmenter = Segmenter(net, normalizer, list(class_names), {"history": history})
         self._steps_before = history[-1]["step"] if history else 0
         self._last_eval: tuple = (-1, None, None, None)
+        self._best: _Checkpoint | None = None
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -248,9 +266,35 @@ class Trainer:
                 {"step": self._steps_before + step, "elapsed": round(elapsed, 3), "loss": terms[0], "ce": terms[1],
                  "relation": terms[2], "val_iou": val_iou, "train_iou": train_iou}
             )
+            self._remember_if_best(step, val_iou, train_iou)
             self.segmenter.net.train()
         return TrainReport(step, cfg.steps, elapsed, self.progress(step, elapsed), *terms, weight, val_iou, train_iou,
-                           prediction, finished, message)
+                           prediction, finished, message, step if finished else None)
+
+    def _remember_if_best(self, step: int, val_iou: dict | None, train_iou: dict | None) -> None:
+        """Copy the weights when this evaluation beats every earlier one on validation (keep="best")."""
+        miou = val_iou["mIoU"] if val_iou else math.nan
+        if self.config.keep != "best" or not math.isfinite(miou) or (self._best and miou <= self._best.miou):
+            return
+        state = {k: v.detach().clone() for k, v in self.segmenter.net.state_dict().items()}
+        self._best = _Checkpoint(step, miou, val_iou, train_iou, state)
+
+    def _keep_best(self, final: TrainReport) -> TrainReport:
+        """The finished report of the kept model: the last weights, or (restored into the model, its preview
+        predicted again) an earlier evaluation's that scored strictly higher on validation."""
+        best = self._best
+        if best is None or best.step == final.step or final.val_iou["mIoU"] >= best.miou:
+            return final
+        seg = self.segmenter
+        seg.net.load_state_dict(best.state)
+        seg.net.eval()
+        prediction = predict(seg, self.preview) if self.preview is not None else None
+        kept, last = self._steps_before + best.step, self._steps_before + final.step
+        seg.training["kept"] = {"step": kept, "val_iou": best.val_iou}
+        note = (f"kept the weights of step {kept}, the best on validation: mIoU {100 * best.miou:.1f}% against "
+                f"{100 * final.val_iou['mIoU']:.1f}% at the last step ({last})")
+        return replace(final, val_iou=best.val_iou, train_iou=best.train_iou, prediction=prediction,
+                       kept_step=best.step, message="; ".join(m for m in (final.message, note) if m))
 
     def run(self) -> Iterator[TrainReport]:
         """Train until the step or time budget is used or stop() is called."""
@@ -312,7 +356,9 @@ class Trainer:
             raise MemoryError(f"out of memory on {dev}: lower the patch size (now {cfg.patch_size}) or the batch "
                               f"size (now {cfg.batch_size})")
         net.eval()
-        final = self._report(step, elapsed, terms, weight, evaluate=True, finished=True, message=message)
+        final = self._keep_best(self._report(step, elapsed, terms, weight, evaluate=True, finished=True,
+                                             message=message))
+        self._best = None  # the copied weights
         if dev.type == "cuda":
             torch.cuda.empty_cache()  # and what the last evaluation cached
         yield final

@@ -58,6 +58,18 @@ def test_report_only(results):
     assert (results / "RESULTS.md").exists()
 
 
+def test_keep_best_scores_the_weights_that_were_best_on_val(results, tmp_path):
+    spec = bench.RunSpec(subset=0, steps=3, eval_steps=(1, 2, 3), test_tiles=2, val_tiles=2,
+                         train={"keep": "best", "eval_every": 1, "lr": 0.05})  # lr 0.05: step 3 falls back
+    result = bench.run_one(spec, bench.load_data(str(bench.data_path(None))), tmp_path)
+    assert bench.check_result(result, ["background", "membrane", "mitochondria"]) == []
+    at_steps = [point["val"]["mIoU"] for point in result["curve"][:3]]
+    assert result["kept_step"] < result["steps"] == 3 and at_steps[-1] < max(at_steps)
+    assert [p["point"] for p in result["curve"]] == ["1steps", "2steps", "3steps", "final"]
+    assert result["val"] == result["curve"][result["kept_step"] - 1]["val"]  # scored on the kept weights
+    assert result["test"] == result["curve"][result["kept_step"] - 1]["test"]
+
+
 def test_run_names_follow_every_setting():
     spec = bench.RunSpec(subset=1, mode="intra", steps=10, train={"relation_weight": 1})
     same = bench.RunSpec.from_dict(json.loads(json.dumps({**spec.to_dict(), "name": spec.name})))

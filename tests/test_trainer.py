@@ -10,6 +10,7 @@ from conftest import TINY
 
 from napari_pixrel.data import painted_planes
 from napari_pixrel.metrics import ConfusionMatrix
+from napari_pixrel.modelfile import load_model, save_model
 from napari_pixrel.predict import predict
 from napari_pixrel.sample_data import CLASS_NAMES
 from napari_pixrel.trainer import TrainConfig, Trainer
@@ -125,6 +126,37 @@ def test_nan_loss_stops_and_keeps_the_last_good_weights(sample):
     for k, v in good.items():
         if k != "logit_head.bias":
             assert torch.equal(state[k], v), k
+
+
+# a rate this high makes the tiny model's validation score jump about, so an earlier evaluation beats the last
+JUMPY = replace(FAST, steps=12, eval_every=2, lr=0.05)
+
+
+def test_keep_best_ends_on_the_weights_that_scored_best_on_validation(sample, tmp_path):
+    trainer = make(sample, JUMPY, val=planes(sample, (4,)), preview=sample[0][4])
+    final = list(trainer.run())[-1]
+    scores = [h["val_iou"]["mIoU"] for h in trainer.segmenter.training["history"]]
+    assert final.kept_step < final.step == 12 and final.val_iou["mIoU"] == max(scores) > scores[-1]
+    assert f"kept the weights of step {final.kept_step}, the best on validation" in final.message
+    assert trainer.evaluate()[0] == final.val_iou  # the model holds those weights, BatchNorm statistics included
+    np.testing.assert_array_equal(final.prediction.labels, predict(trainer.segmenter, sample[0][4]).labels)
+    save_model(trainer.segmenter, tmp_path / "m.pixrel")
+    assert load_model(tmp_path / "m.pixrel").training["kept"]["step"] == final.kept_step
+
+
+def test_keep_last_ends_on_the_last_weights(sample):
+    trainer = make(sample, replace(JUMPY, keep="last"), val=planes(sample, (4,)))
+    final = list(trainer.run())[-1]
+    history = trainer.segmenter.training["history"]
+    assert final.kept_step == final.step and not final.message and "kept" not in trainer.segmenter.training
+    assert trainer.evaluate()[0] == final.val_iou == history[-1]["val_iou"]
+    assert final.val_iou["mIoU"] < max(h["val_iou"]["mIoU"] for h in history)  # the same run as above
+
+
+def test_without_validation_keep_best_keeps_the_last_weights(sample):
+    trainer = make(sample, JUMPY)
+    final = list(trainer.run())[-1]
+    assert final.kept_step == final.step and final.val_iou is None and not final.message
 
 
 def test_continue_training_starts_from_the_old_model(sample):

@@ -135,6 +135,24 @@ def test_continue_training_and_teaching_mode(widget, viewer):
     assert widget.segmenters["pixel relation"].training["history"][-1]["step"] == 12
 
 
+def test_keep_best_shows_the_kept_weights_and_stars_them_on_the_curve(widget, viewer):
+    widget.run_in_thread = False
+    widget.train_settings = {**TINY_TRAINING, "eval_every": 2, "lr": 0.05}  # a jumpy validation score
+    widget.budget.value = 12
+    assert widget.keep_best.value and widget._train_config().keep == "best"
+    widget.train()
+    assert widget.last_error == ""
+    history = widget.segmenter.training["history"]
+    kept = widget.segmenter.training["kept"]
+    assert kept["val_iou"]["mIoU"] == max(h["val_iou"]["mIoU"] for h in history) > history[-1]["val_iou"]["mIoU"]
+    assert widget.training_plot.series[""]["kept"] == [(kept["step"], kept["val_iou"]["mIoU"])]
+    assert f"kept the weights of step {kept['step']}" in widget.status.text()
+    shown = widget.iou_table.values()["validation"]["mIoU"]
+    assert shown == f"{100 * kept['val_iou']['mIoU']:.1f}"
+    widget.keep_best.value = False
+    assert widget._train_config().keep == "last"
+
+
 def test_study_gives_curve_and_verdict(widget):
     widget.run_in_thread = False
     widget.labels.value = widget.viewer.layers["ground truth"]
