@@ -106,8 +106,9 @@ class Group:
         return self.spec.get("minutes") is None and bool(self.spec.get("steps"))
 
     def curve(self, x: str = "seconds") -> list[tuple[float, float]]:
-        """(mean training seconds or steps, mean test mIoU %) at the eval points every run reached."""
-        points = [{p["point"]: p for p in r["curve"]} for r in self.runs]
+        """(mean training seconds or steps, mean test mIoU %) at the eval points every run reached (the live
+        weights: a "final" point, which may score weights kept from an earlier step, stays out)."""
+        points = [{p["point"]: p for p in r["curve"] if p["point"] != "final"} for r in self.runs]
         common = [k for k in points[0] if all(k in pts for pts in points)]
         out = []
         for k in common:
@@ -287,7 +288,7 @@ def _speed(groups: list[Group], out_dir: Path) -> list[str]:
             ax.set(title=f"{LABEL_NAMES[labels]} — {device}", xlabel=xlabel,
                    ylabel="test mIoU % (mean over runs)")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: curves stay clear
     fig.tight_layout()
     fig.savefig(out_dir / "learning_speed.png", dpi=110)
     plt.close(fig)
@@ -297,6 +298,36 @@ def _speed(groups: list[Group], out_dir: Path) -> list[str]:
              "Time to pass (training seconds, or steps for step-budget runs; first eval point at or above the "
              "level; mean curve):", ""]
             + _table(header, rows) + [""])
+
+
+def _last_weights(run: dict) -> dict | None:
+    """The eval point that scored a run's last step on its live weights, if one did."""
+    live = [p for p in run["curve"] if p["point"] != "final" and p["step"] == run["steps"]]
+    return live[-1] if live else None
+
+
+def _kept(groups: list[Group]) -> list[str]:
+    """Runs that keep the weights best on val (keep="best"): those weights against the last step's."""
+    rows = []
+    for g in groups:
+        pairs = [(_last_weights(r), r) for r in g.runs if g.spec["train"].get("keep") == "best"]
+        pairs = [(last, r) for last, r in pairs if last is not None]
+        if not pairs:
+            continue
+        scores = {split: ([100 * last[split]["mIoU"] for last, _ in pairs], [100 * r[split]["mIoU"] for _, r in pairs])
+                  for split in ("val", "test")}
+        gain = [k - w for w, k in zip(*scores["test"], strict=True)]
+        earlier = sum(r["kept_step"] < r["steps"] for _, r in pairs)
+        rows.append([g.device, g.labels, f"{MODE_NAMES[g.mode]} ({g.budget}, {g.settings})", str(len(pairs)),
+                     mean_sd(scores["val"][0]), mean_sd(scores["val"][1]), mean_sd(scores["test"][0]),
+                     mean_sd(scores["test"][1]), mean_sd(gain), f"{earlier}/{len(pairs)}"])
+    if not rows:
+        return []
+    return ["## Kept weights (best on val) against the last step's", "",
+            "Runs with keep=best: the trainer scores the val tiles every eval_every steps and ends on the best "
+            "evaluation; \"last\" is the eval point at the run's last step, on its live weights.", ""] + _table(
+        ["device", "labels", "runs", "n", "val, last", "val, kept", "test, last", "test, kept", "Δ test",
+         "kept an earlier step"], rows) + [""]
 
 
 def _cost(costs: list[dict]) -> list[str]:
@@ -347,6 +378,7 @@ def report(out_dir) -> Path:
              "## The paper's table (the paper's settings: relation weight 1, one anchor per class, D = 8)", ""]
     lines += _headline(groups) or ["No runs with the paper's settings yet.", ""]
     lines += ["## Learning speed", ""] + _speed(groups, out_dir)
+    lines += _kept(groups)
     lines += ["## Step cost", ""] + _cost(costs)
     lines += ["## Every setting (mean ± sd over subsets and seeds)", ""]
     lines += _variants(groups) or ["No runs.", ""]

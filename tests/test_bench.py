@@ -144,3 +144,19 @@ def test_report_tables_plot_and_pairing(tmp_path):
     assert "passes 64.2" in text
     assert "anchors_per_class=8" in text and "(20 steps, anchors_per_class=8)" not in text  # not on a time axis
     assert "| 4 tiles | scribbles 25% | within |" in text and "| 3.0 ± 0.0 (n=3) |" in text
+
+
+def test_report_sets_kept_weights_against_the_last_steps(tmp_path):
+    spec = bench.RunSpec(subset=0, minutes=1, eval_seconds=[15, 30], train={"keep": "best", "eval_every": 50})
+    for subset, kept_earlier in ((0, True), (1, False)):
+        spec = bench.RunSpec(**{**spec.to_dict(), "subset": subset})
+        result = _fake_result(spec, 0.6)  # test mIoU 30% at 15 s, 60% at 30 s (the last step, 20)
+        result["curve"][-1]["step"] = result["steps"] = 20
+        result["kept_step"] = 10 if kept_earlier else 20
+        if kept_earlier:
+            result["test"] = {**result["test"], "mIoU": 0.65}
+            result["curve"].append({**result["curve"][-1], "point": "final", "test": result["test"]})
+        bench.write_json(tmp_path / f"{spec.name}.json", result)
+    text = bench.bench_report.report(tmp_path).read_text()
+    assert "## Kept weights (best on val)" in text
+    assert "| 2 | 60.0 ± 0.0 | 60.0 ± 0.0 | 60.0 ± 0.0 | 62.5 ± 3.5 | 2.5 ± 3.5 | 1/2 |" in text
