@@ -24,9 +24,10 @@ Phase 6 ("minutes5-keep-best", fifth session): the product's defaults with scrib
 rate, within image decayed over the 5 minutes), now keeping the weights that scored best on the val tiles
 (the trainer scores them every 50 steps, off the clock). The curve points at 15-300 s still score the live
 weights, so each file holds both the last weights (300 s) and the kept ones ("final").
+"minutes5-keep-best-seed1": the same with seed 1.
 
     python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5|minutes5-cosine|minutes5-cosine-seed1|
-                                                   minutes5-keep-best]
+                                                   minutes5-keep-best|minutes5-keep-best-seed1]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -64,15 +65,20 @@ def minutes5_cosine_seed1() -> list[dict]:
     return minutes5({"schedule": "cosine"}, seed=1, subsets=(0, 1, 2))
 
 
-def minutes5_keep_best() -> list[dict]:
+def minutes5_keep_best(seed: int = 0) -> list[dict]:
     keep = {"keep": "best", "eval_every": 50}
-    ce = [r for r in minutes5(keep) if r["mode"] == "none"]
-    relation = [r for r in minutes5({**keep, "schedule": "cosine"}) if r["mode"] == "intra"]
+    ce = [r for r in minutes5(keep, seed) if r["mode"] == "none"]
+    relation = [r for r in minutes5({**keep, "schedule": "cosine"}, seed) if r["mode"] == "intra"]
     return [r for pair in zip(ce, relation) for r in pair]
 
 
+def minutes5_keep_best_seed1() -> list[dict]:
+    return minutes5_keep_best(seed=1)
+
+
 PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
-          "minutes5-cosine-seed1": minutes5_cosine_seed1, "minutes5-keep-best": minutes5_keep_best}
+          "minutes5-cosine-seed1": minutes5_cosine_seed1, "minutes5-keep-best": minutes5_keep_best,
+          "minutes5-keep-best-seed1": minutes5_keep_best_seed1}
 
 
 if __name__ == "__main__":
