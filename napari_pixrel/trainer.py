@@ -4,9 +4,10 @@
 ``eval_every`` steps (and at the end) the report also carries per-class IoU on
 the validation planes and on the painted training pixels, and a prediction of
 the preview image. With validation labels the trainer keeps, by default, the
-weights of the evaluation that scored best on them: at a constant rate a run's
-last step is a lottery (docs/relation-loss.md). Pause, resume and stop act between steps and are safe to
-call from another thread (the napari widget's UI thread, a CLI signal).
+weights of the evaluation that scored best on them: with scribbles both losses
+peak early and then overfit the strokes (docs/relation-loss.md). Pause, resume
+and stop act between steps and are safe to call from another thread (the
+napari widget's UI thread, a CLI signal).
 ``elapsed`` counts training time only (evaluation and the consumer's time
 between steps are excluded), so a ``minutes`` budget is a training budget.
 """
