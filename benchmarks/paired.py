@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import statistics
+
+from napari_pixrel.bench_report import mean_sd
 
 
 def scores(pattern: str, point: str | None) -> dict[tuple, dict]:
@@ -28,10 +29,6 @@ def scores(pattern: str, point: str | None) -> dict[tuple, dict]:
         source = next(p for p in run["curve"] if p["point"] == point) if point else run
         out[(spec["subset"], spec["seed"])] = {"val": source["val"], "test": source["test"]}
     return out
-
-
-def mean_sd(values: list[float]) -> str:
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
 
 
 def main(argv=None) -> None:
