@@ -26,8 +26,13 @@ rate, within image decayed over the 5 minutes), now keeping the weights that sco
 weights, so each file holds both the last weights (300 s) and the kept ones ("final").
 "minutes5-keep-best-seed1": the same with seed 1.
 
+Phase 7 ("minutes5-warp", sixth session): phase 6 with the U-Net paper's elastic warps (plus zoom and free
+rotation, napari_pixrel/warp.py) on every batch, to see on the val tiles whether augmentation delays the
+overfitting both losses show with scribbles. "minutes5-warp-seed1": the same with seed 1.
+
     python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5|minutes5-cosine|minutes5-cosine-seed1|
-                                                   minutes5-keep-best|minutes5-keep-best-seed1]
+                                                   minutes5-keep-best|minutes5-keep-best-seed1|
+                                                   minutes5-warp|minutes5-warp-seed1]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -65,8 +70,8 @@ def minutes5_cosine_seed1() -> list[dict]:
     return minutes5({"schedule": "cosine"}, seed=1, subsets=(0, 1, 2))
 
 
-def minutes5_keep_best(seed: int = 0) -> list[dict]:
-    keep = {"keep": "best", "eval_every": 50}
+def minutes5_keep_best(seed: int = 0, **train) -> list[dict]:
+    keep = {"keep": "best", "eval_every": 50, **train}
     ce = [r for r in minutes5(keep, seed) if r["mode"] == "none"]
     relation = [r for r in minutes5({**keep, "schedule": "cosine"}, seed) if r["mode"] == "intra"]
     return [r for pair in zip(ce, relation) for r in pair]
@@ -76,9 +81,18 @@ def minutes5_keep_best_seed1() -> list[dict]:
     return minutes5_keep_best(seed=1)
 
 
+def minutes5_warp(seed: int = 0) -> list[dict]:
+    return minutes5_keep_best(seed, warp=True)
+
+
+def minutes5_warp_seed1() -> list[dict]:
+    return minutes5_warp(seed=1)
+
+
 PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
           "minutes5-cosine-seed1": minutes5_cosine_seed1, "minutes5-keep-best": minutes5_keep_best,
-          "minutes5-keep-best-seed1": minutes5_keep_best_seed1}
+          "minutes5-keep-best-seed1": minutes5_keep_best_seed1, "minutes5-warp": minutes5_warp,
+          "minutes5-warp-seed1": minutes5_warp_seed1}
 
 
 if __name__ == "__main__":

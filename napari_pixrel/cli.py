@@ -66,7 +66,7 @@ def train_config(args) -> TrainConfig:
         loss=args.loss, relation_weight=args.relation_weight, anchors_per_class=args.anchors, lr=args.lr,
         schedule=args.schedule,
         steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, patch_size=args.patch_size,
-        seed=args.seed, device=args.device, eval_every=args.eval_every, keep=args.keep,
+        seed=args.seed, device=args.device, eval_every=args.eval_every, keep=args.keep, warp=args.warp,
     )
 
 
@@ -149,6 +149,9 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--keep", choices=["best", "last"], default=TrainConfig.keep,
                    help="best = the weights of the evaluation that scored best on the validation images (every "
                    "--eval-every steps; without validation images the last); last = the last step's")
+    p.add_argument("--warp", action="store_true",
+                   help="random elastic warps, zoom and rotation of every training patch (the U-Net paper's EM "
+                   "augmentation; see docs/relation-loss.md for what it measured)")
     p.add_argument("--quiet", action="store_true")
 
 

@@ -30,6 +30,7 @@ from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
 from .model import STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
 from .predict import Prediction, predict, predict_plane
+from .warp import random_warp
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
+    warp: bool = False  # random elastic warps, zoom and rotation of every batch (warp.py)
     eval_every: int = 25
     keep: str = "best"  # "best": the weights of the best validation evaluation (needs validation labels); "last"
     cpu_threads: int | None = None  # None: torch's default (all cores); the napari dock leaves one to the UI
@@ -304,6 +306,7 @@ class Trainer:
         seg.training.update({"config": asdict(cfg)})
         sampler = PatchSampler(self.train_planes, seg.normalizer, cfg.patch_size, np.random.default_rng(cfg.seed))
         gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+        warp_gen = torch.Generator().manual_seed(cfg.seed)
         # fused: one kernel over all parameters (on the 2-core CPU 6 ms per step instead of 28)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
         relation = cfg.relation
@@ -319,9 +322,10 @@ class Trainer:
                 t0 = time.perf_counter()
                 for group in opt.param_groups:
                     group["lr"] = self.learning_rate(step, elapsed)
-                x, y = sampler.batch(cfg.batch_size)
-                x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
-                target = torch.from_numpy(y).to(dev) - 1
+                x, y = (torch.from_numpy(a).to(dev) for a in sampler.batch(cfg.batch_size))
+                if cfg.warp:
+                    x, y = random_warp(x, y, warp_gen)
+                x, target = x.contiguous(memory_format=torch.channels_last), y - 1
                 weight = cfg.weight_at(step + 1)
                 buffers = [b.detach().clone() for b in net.buffers()]  # BatchNorm stats move in forward
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision):
@@ -349,7 +353,7 @@ class Trainer:
         except torch.OutOfMemoryError:
             out_of_memory = True  # raised below, once this error's frames (and their tensors) are gone
         finally:
-            opt = x = target = logits = emb = ce = rel = loss = None  # the last batch, optimiser state
+            opt = x = y = target = logits = emb = ce = rel = loss = None  # the last batch, optimiser state
             net.zero_grad(set_to_none=True)  # and gradients ...
             if dev.type == "cuda":
                 torch.cuda.empty_cache()  # ... go back to the device, not only to torch's cache

@@ -42,9 +42,9 @@ def test_reports_every_step_with_evaluation_every_n(sample):
     assert [h["step"] for h in trainer.segmenter.training["history"]] == [3, 6]
 
 
-@pytest.mark.parametrize("loss", ["none", "intra", "inter"])
-def test_same_seed_same_weights(sample, loss):
-    cfg = replace(FAST, loss=loss, steps=3, eval_every=0)
+@pytest.mark.parametrize(("loss", "warp"), [("none", False), ("intra", False), ("inter", False), ("intra", True)])
+def test_same_seed_same_weights(sample, loss, warp):
+    cfg = replace(FAST, loss=loss, steps=3, eval_every=0, warp=warp)
     results = []
     for _ in range(2):
         trainer = make(sample, cfg)
@@ -205,3 +205,8 @@ def test_short_training_learns_well_above_chance(sample, kind, floor):
     # chance (uniform guess) gives an mIoU near 0.2 on these class fractions; 2% scribbles learn slower, and
     # the default ("auto") trains them with pixel relation, which is slower in the first steps (relation-loss.md)
     assert cm.miou() > floor, cm.as_dict(CLASS_NAMES)
+
+
+def test_warp_changes_what_the_network_sees(sample):
+    first = [next(iter(make(sample, replace(FAST, steps=1, eval_every=0, warp=w)).run())).loss for w in (False, True)]
+    assert first[0] != first[1]
