@@ -213,6 +213,9 @@ class PixrelWidget(QWidget):
         self.keep_best = CheckBox(text="keep the weights that scored best on validation", value=True)
         self.keep_best.tooltip = ("at the end, go back to the evaluation with the highest validation mIoU (needs "
                                   "validation slices); unchecked: keep the last step's weights")
+        self.warp = CheckBox(text="warp training patches (elastic, zoom, rotation)", value=TrainConfig.warp)
+        self.warp.tooltip = ("augment every training patch with a smooth random deformation, zoom and rotation, "
+                             "as the U-Net paper did for EM; measured on the EM benchmark in docs/relation-loss.md")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
         self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "
@@ -220,7 +223,7 @@ class PixrelWidget(QWidget):
         self.labels.changed.connect(self._take_class_names_from_layer)
         form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
                                   self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.keep_best,
-                                  self.teaching])
+                                  self.warp, self.teaching])
 
         self.train_button = _button("Train", self.train)
         self.pause_button = _button("Pause", self.pause)
@@ -424,6 +427,7 @@ class PixrelWidget(QWidget):
             "steps": max(1, int(self.budget.value)) if steps else None,
             "minutes": None if steps else self.budget.value,
             "keep": "best" if self.keep_best.value else "last",
+            "warp": self.warp.value,
             "cpu_threads": self.cpu_threads,
             **self.train_settings,
         })

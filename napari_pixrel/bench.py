@@ -52,10 +52,11 @@ CEILING_MINUTES = 10.0
 EVAL_SCHEDULE = (15, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2400, 3600)
 HARNESS_TRAIN_FIELDS = {"loss", "steps", "minutes", "seed"}
 TRAIN_OVERRIDES = {f.name for f in fields(TrainConfig)} - HARNESS_TRAIN_FIELDS
-# a run's baseline is the paper's setting at a constant learning rate, keeping its last weights, not the
-# product's defaults; the trainer's own evaluation is off (eval_every 0) unless a spec asks for it, e.g. to
-# keep the best weights on the val tiles ({"keep": "best", "eval_every": 50})
-PAPER_TRAIN = {"relation_weight": 1.0, "schedule": "constant", "keep": "last", "eval_every": 0}
+# a run's baseline is the paper's setting at a constant learning rate, keeping its last weights, with flips
+# and rot90 but without the warp: not the product's defaults. A spec asks for those, e.g. {"warp": true}, or
+# the trainer's own evaluation (off by default) to keep the best weights on the val tiles
+# ({"keep": "best", "eval_every": 50})
+PAPER_TRAIN = {"relation_weight": 1.0, "schedule": "constant", "keep": "last", "eval_every": 0, "warp": False}
 MODEL_OVERRIDES = {f.name for f in fields(ModelConfig)} - {"n_classes", "in_channels"}
 FOREST_DEFAULTS = {"n_estimators": 100, "max_depth": None, "max_pixels": 100_000, "sigma_min": 1.0,
                    "sigma_max": 16.0}

@@ -149,7 +149,7 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--keep", choices=["best", "last"], default=TrainConfig.keep,
                    help="best = the weights of the evaluation that scored best on the validation images (every "
                    "--eval-every steps; without validation images the last); last = the last step's")
-    p.add_argument("--warp", action="store_true",
+    p.add_argument("--warp", action=argparse.BooleanOptionalAction, default=TrainConfig.warp,
                    help="random elastic warps, zoom and rotation of every training patch (the U-Net paper's EM "
                    "augmentation; see docs/relation-loss.md for what it measured)")
     p.add_argument("--quiet", action="store_true")

@@ -21,7 +21,8 @@ def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
                "--labels", *(str(tmp_path / f"lab{i}.tif") for i in range(2)),
                "--val-images", str(tmp_path / "img2.tif"), "--val-labels", str(tmp_path / "lab2.tif"),
                "--class-names", "background", "membrane", "mitochondria",
-               "--loss", "intra", "--steps", "3", "--patch-size", "64", "--embed-dim", "2", "--keep", "last", "--warp",
+               "--loss", "intra", "--steps", "3", "--patch-size", "64", "--embed-dim", "2", "--keep", "last",
+               "--no-warp",
                "--out", str(model)])
     assert rc == 0
     out = capsys.readouterr().out
@@ -29,7 +30,7 @@ def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
     seg = load_model(model)
     assert seg.class_names == ["background", "membrane", "mitochondria"] and seg.config.embed_dim == 2
     assert (seg.training["config"]["loss"], seg.training["config"]["schedule"]) == ("intra", "cosine")
-    assert seg.training["config"]["keep"] == "last" and seg.training["config"]["warp"]
+    assert seg.training["config"]["keep"] == "last" and not seg.training["config"]["warp"]
     assert main(["predict", "--model", str(model), "--images", str(tmp_path / "stack.tif"),
                  "--out", str(tmp_path / "pred"), "--probabilities"]) == 0
     pred = tifffile.imread(tmp_path / "pred" / "stack_labels.tif")

@@ -129,7 +129,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_weights(sample):
 
 
 # a rate this high makes the tiny model's validation score jump about, so an earlier evaluation beats the last
-JUMPY = replace(FAST, steps=12, eval_every=2, lr=0.05)
+# (this run without the warp; with it, the same seed's last evaluation happens to be its best)
+JUMPY = replace(FAST, steps=12, eval_every=2, lr=0.05, warp=False)
 
 
 def test_keep_best_ends_on_the_weights_that_scored_best_on_validation(sample, tmp_path):

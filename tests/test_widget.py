@@ -153,6 +153,16 @@ def test_keep_best_shows_the_kept_weights_and_stars_them_on_the_curve(widget, vi
     assert widget._train_config().keep == "last"
 
 
+def test_warp_checkbox_reaches_the_trainer_and_the_model_file(widget):
+    widget.run_in_thread = False
+    widget.train_settings = TINY_TRAINING
+    widget.budget.value = 2
+    widget.warp.value = not TrainConfig.warp
+    widget.train()
+    assert widget.last_error == ""
+    assert widget.segmenter.training["config"]["warp"] is (not TrainConfig.warp)
+
+
 def test_study_gives_curve_and_verdict(widget):
     widget.run_in_thread = False
     widget.labels.value = widget.viewer.layers["ground truth"]
