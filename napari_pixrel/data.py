@@ -176,7 +176,7 @@ class PatchSampler:
     every tile, as in the paper). Each patch is centred on a painted pixel of a
     class drawn uniformly from the classes painted in that plane, so sparse
     scribbles and small classes are found. Augmentation: flips, rot90 and a
-    mild gain/offset on intensities.
+    mild gain/offset on intensities (the trainer adds the elastic warp, warp.py).
     """
 
     def __init__(self, planes: list[Plane], normalizer: Normalizer, patch: int, rng: np.random.Generator,

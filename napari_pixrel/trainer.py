@@ -53,7 +53,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
-    warp: bool = True  # random elastic warps, zoom and rotation of every batch (warp.py; measured in its doc)
+    warp: bool = True  # random elastic warps, zoom and rotation of every batch (warp.py, with what it measured)
     eval_every: int = 25
     keep: str = "best"  # "best": the weights of the best validation evaluation (needs validation labels); "last"
     cpu_threads: int | None = None  # None: torch's default (all cores); the napari dock leaves one to the UI

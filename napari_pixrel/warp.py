@@ -7,6 +7,10 @@ on a coarse 3 x 3 grid, Gaussian with a standard deviation of 10 pixels, interpo
 a random zoom and a rotation by any angle come with them, all in one resampling (``grid_sample``), on
 whatever device the batch is on. Images are mirrored at the border; labels are taken from the nearest
 pixel and are 0 (not painted, so ignored by both losses) where the warp looks outside the patch.
+
+Measured on the paper's EM tiles at 5 CPU minutes (docs/relation-loss.md, "Elastic warps"): cross-entropy
+with full masks 67.5 -> 73.1 test mIoU (5 of 5 subsets), with scribbles +4.7 for cross-entropy and +2.6 for
+pixel relation, with about as many training steps in the same minutes.
 """
 
 from __future__ import annotations
