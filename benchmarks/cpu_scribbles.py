@@ -30,9 +30,12 @@ Phase 7 ("minutes5-warp", sixth session): phase 6 with the U-Net paper's elastic
 rotation, napari_pixrel/warp.py) on every batch, to see on the val tiles whether augmentation delays the
 overfitting both losses show with scribbles. "minutes5-warp-seed1": the same with seed 1.
 
+Phase 8 ("minutes5-ema", seventh session): phase 7 with a moving average of the weights (decay 0.99 per step,
+``TrainConfig.ema``) as what is evaluated, kept and scored, on subsets 0-2 (what the session's time left).
+
     python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5|minutes5-cosine|minutes5-cosine-seed1|
                                                    minutes5-keep-best|minutes5-keep-best-seed1|
-                                                   minutes5-warp|minutes5-warp-seed1]
+                                                   minutes5-warp|minutes5-warp-seed1|minutes5-ema]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -89,10 +92,14 @@ def minutes5_warp_seed1() -> list[dict]:
     return minutes5_warp(seed=1)
 
 
+def minutes5_ema() -> list[dict]:
+    return [r for r in minutes5_keep_best(warp=True, ema=0.99) if r["subset"] in (0, 1, 2)]
+
+
 PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
           "minutes5-cosine-seed1": minutes5_cosine_seed1, "minutes5-keep-best": minutes5_keep_best,
           "minutes5-keep-best-seed1": minutes5_keep_best_seed1, "minutes5-warp": minutes5_warp,
-          "minutes5-warp-seed1": minutes5_warp_seed1}
+          "minutes5-warp-seed1": minutes5_warp_seed1, "minutes5-ema": minutes5_ema}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,13 @@ of training per run on this CPU, seed 0 on the five subsets, with the table's se
 step kept) and the warp as the one change, so every run pairs with the committed run of the same subset
 (``pixrel bench --part table --minutes 5``, result files ``full-s*-{none,intra}-seed0-6d4ff88a.json``).
 
-    python benchmarks/cpu_warp.py specs.json
+Phase "full-ema" (seventh session): the same with a moving average of the weights (decay 0.99 per step,
+``TrainConfig.ema``) as what is scored and kept. The val curves of the warp runs jump by up to 40 points
+between evaluations 230 steps apart, and the table keeps the last step's weights, wherever it lands; the
+average should land on steadier weights. Every run pairs with the warp run of the same subset
+(``full-s*-{none,intra}-seed0-3a3f4bce.json``).
+
+    python benchmarks/cpu_warp.py specs.json [full|full-ema]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -17,11 +23,15 @@ from relation_sweep import SUBSETS, write_specs
 from napari_pixrel.bench import eval_schedule
 
 
-def full() -> list[dict]:
+def full(**train) -> list[dict]:
     return [{"subset": s, "labels": "full", "mode": mode, "seed": 0, "minutes": 5.0,
-             "eval_seconds": eval_schedule(5.0), "train": {"warp": True}}
+             "eval_seconds": eval_schedule(5.0), "train": {"warp": True, **train}}
             for s in SUBSETS for mode in ("none", "intra")]
 
 
+def full_ema() -> list[dict]:
+    return full(ema=0.99)
+
+
 if __name__ == "__main__":
-    write_specs({"full": full}, "cpu_warp_specs.json")
+    write_specs({"full": full, "full-ema": full_ema}, "cpu_warp_specs.json")

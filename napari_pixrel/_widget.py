@@ -35,10 +35,10 @@ from .evidence import LOSS_ADVICE
 from .model import ModelConfig, Segmenter
 from .predict import iter_predict, labels_dtype, uncertainty
 from .study import Study
-from .trainer import TrainConfig, Trainer
+from .trainer import EMA_DECAY, TrainConfig, Trainer
 
 LOSSES = {
-    "auto: relation for scribbles, CE for full masks": "auto",
+    "auto: CE; relation for scribbles without the warp": "auto",
     "cross-entropy only": "none",
     "pixel relation within image": "intra",
     "pixel relation across images": "inter",
@@ -216,6 +216,9 @@ class PixrelWidget(QWidget):
         self.warp = CheckBox(text="warp training patches (elastic, zoom, rotation)", value=TrainConfig.warp)
         self.warp.tooltip = ("augment every training patch with a smooth random deformation, zoom and rotation, "
                              "as the U-Net paper did for EM; measured on the EM benchmark in docs/relation-loss.md")
+        self.average = CheckBox(text="average the weights over the last ~100 steps", value=TrainConfig.ema > 0)
+        self.average.tooltip = ("evaluate, preview and keep a moving average of the trained weights: steadier than "
+                                "the last step's; measured on the EM benchmark in docs/relation-loss.md")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
         self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "
@@ -223,7 +226,7 @@ class PixrelWidget(QWidget):
         self.labels.changed.connect(self._take_class_names_from_layer)
         form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
                                   self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.keep_best,
-                                  self.warp, self.teaching])
+                                  self.warp, self.average, self.teaching])
 
         self.train_button = _button("Train", self.train)
         self.pause_button = _button("Pause", self.pause)
@@ -428,6 +431,7 @@ class PixrelWidget(QWidget):
             "minutes": None if steps else self.budget.value,
             "keep": "best" if self.keep_best.value else "last",
             "warp": self.warp.value,
+            "ema": EMA_DECAY if self.average.value else 0.0,
             "cpu_threads": self.cpu_threads,
             **self.train_settings,
         })

@@ -67,6 +67,7 @@ def train_config(args) -> TrainConfig:
         schedule=args.schedule,
         steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, patch_size=args.patch_size,
         seed=args.seed, device=args.device, eval_every=args.eval_every, keep=args.keep, warp=args.warp,
+        ema=args.ema,
     )
 
 
@@ -127,8 +128,8 @@ def cmd_predict(args) -> int:
 def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: float | None) -> None:
     p.add_argument("--loss", choices=["auto", "none", "intra", "inter"], default=TrainConfig.loss,
                    help="auto = pixel relation when under a quarter of the training pixels is painted "
-                   "(scribbles), else cross-entropy; none = cross-entropy only; intra / inter = pixel relation "
-                   "within / across images. " + LOSS_ADVICE)
+                   "(scribbles) and the warp is off, else cross-entropy; none = cross-entropy only; "
+                   "intra / inter = pixel relation within / across images. " + LOSS_ADVICE)
     p.add_argument("--steps", type=int, default=steps, help="maximum training steps")
     p.add_argument("--minutes", type=float, default=minutes, help="training time budget (wall clock)")
     p.add_argument("--relation-weight", type=float, default=TrainConfig.relation_weight,
@@ -152,6 +153,9 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--warp", action=argparse.BooleanOptionalAction, default=TrainConfig.warp,
                    help="random elastic warps, zoom and rotation of every training patch (the U-Net paper's EM "
                    "augmentation; see docs/relation-loss.md for what it measured)")
+    p.add_argument("--ema", type=float, default=TrainConfig.ema,
+                   help="evaluate, keep and save a moving average of the weights with this decay per step "
+                   "(e.g. 0.99: about the last 100 steps); 0 = the trained weights themselves")
     p.add_argument("--quiet", action="store_true")
 
 

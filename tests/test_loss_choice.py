@@ -1,4 +1,5 @@
-"""The "auto" loss and schedule: pixel relation with a cosine decay for scribbles, cross-entropy for masks."""
+"""The "auto" loss and schedule: pixel relation with a cosine decay for scribbles trained without the warp,
+cross-entropy otherwise."""
 
 from dataclasses import replace
 
@@ -12,6 +13,7 @@ from napari_pixrel.sample_data import CLASS_NAMES
 from napari_pixrel.trainer import TrainConfig, Trainer
 
 FAST = TrainConfig(steps=2, patch_size=64, eval_every=0)
+NO_WARP = TrainConfig(steps=600, warp=False)
 
 
 def plane(painted: int, size: int = 100) -> Plane:
@@ -25,20 +27,27 @@ def test_painted_fraction_counts_labelled_pixels_over_all_planes():
     assert painted_fraction([]) == 0.0
 
 
-def test_auto_picks_relation_with_cosine_below_the_threshold_and_ce_above():
+def test_without_the_warp_auto_picks_relation_with_cosine_below_the_threshold_and_ce_above():
     n_sparse = int(SPARSE_PAINTED * 100) - 1
-    settings, sentence = choose_loss(TrainConfig(steps=600), [plane(n_sparse)])
+    settings, sentence = choose_loss(NO_WARP, [plane(n_sparse)])
     assert settings == {"loss": "intra", "schedule": "cosine"}
     assert "pixel relation" in sentence and "600 steps" in sentence and f"{n_sparse}.0%" in sentence
-    settings, sentence = choose_loss(TrainConfig(steps=600), [plane(100)])
+    settings, sentence = choose_loss(NO_WARP, [plane(100)])
     assert settings == {"loss": "none", "schedule": "constant"} and "cross-entropy" in sentence
     assert "100%" in sentence and "cosine" not in sentence
+
+
+def test_with_the_warp_auto_picks_ce_for_scribbles_too():
+    assert TrainConfig().warp
+    settings, sentence = choose_loss(TrainConfig(steps=600), [plane(2)])
+    assert settings == {"loss": "none", "schedule": "constant"}
+    assert "cross-entropy" in sentence and "warp" in sentence and "2.0%" in sentence
 
 
 @pytest.mark.parametrize("steps, minutes, words", [(None, 1.5, "over 1.5 minutes"),
                                                     (400, 2, "over 400 steps or 2 minutes, whichever ends first")])
 def test_a_time_budget_decays_over_its_minutes(steps, minutes, words):
-    settings, sentence = choose_loss(TrainConfig(steps=steps, minutes=minutes), [plane(2)])
+    settings, sentence = choose_loss(TrainConfig(steps=steps, minutes=minutes, warp=False), [plane(2)])
     assert settings == {"loss": "intra", "schedule": "cosine"} and f"decayed to 0 {words} (cosine)" in sentence
 
 
@@ -57,11 +66,12 @@ def test_auto_is_the_default_and_validates():
         TrainConfig(schedule="linear")
 
 
-@pytest.mark.parametrize("kind, mode, schedule", [(1, "none", "constant"), (2, "intra", "cosine")])
-def test_trainer_resolves_auto_from_the_painted_labels(sample, kind, mode, schedule):
+@pytest.mark.parametrize("kind, warp, mode, schedule", [(1, False, "none", "constant"), (2, False, "intra", "cosine"),
+                                                         (2, True, "none", "constant")])
+def test_trainer_resolves_auto_from_the_painted_labels_and_the_warp(sample, kind, warp, mode, schedule):
     images, arrays = sample[0], sample[kind]
     planes = [p for i in (0, 1) for p in painted_planes(images[i], arrays[i])]
-    trainer = Trainer(planes, FAST, model=TINY, class_names=list(CLASS_NAMES))
+    trainer = Trainer(planes, replace(FAST, warp=warp), model=TINY, class_names=list(CLASS_NAMES))
     assert (trainer.config.loss, trainer.config.schedule) == (mode, schedule)
     reports = list(trainer.run())
     assert reports[0].message == trainer.loss_choice and not reports[1].message
@@ -73,8 +83,8 @@ def test_trainer_resolves_auto_from_the_painted_labels(sample, kind, mode, sched
 def test_auto_is_resolved_per_run_so_continuing_on_masks_switches_to_ce(sample):
     images, labels, scribbles = sample
     sparse = painted_planes(images[0], scribbles[0])
-    first = Trainer(sparse, FAST, model=TINY, class_names=list(CLASS_NAMES))
+    first = Trainer(sparse, replace(FAST, warp=False), model=TINY, class_names=list(CLASS_NAMES))
     list(first.run())
     dense = painted_planes(images[0], labels[0])
-    again = Trainer(dense, replace(FAST, loss="auto"), start_from=first.segmenter)
+    again = Trainer(dense, replace(FAST, loss="auto", warp=False), start_from=first.segmenter)
     assert (first.config.loss, again.config.loss) == ("intra", "none")

@@ -13,7 +13,7 @@ from napari_pixrel.metrics import ConfusionMatrix
 from napari_pixrel.modelfile import load_model, save_model
 from napari_pixrel.predict import predict
 from napari_pixrel.sample_data import CLASS_NAMES
-from napari_pixrel.trainer import TrainConfig, Trainer
+from napari_pixrel.trainer import EMA_DECAY, TrainConfig, Trainer
 
 FAST = TrainConfig(steps=6, patch_size=64, eval_every=3)
 
@@ -115,17 +115,20 @@ def test_time_budget(sample):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_weights(sample):
-    trainer = make(sample, replace(FAST, steps=20, eval_every=0))
+    trainer = make(sample, replace(FAST, steps=20, eval_every=0, ema=EMA_DECAY))
     run = trainer.run()
     next(run)
-    good = {k: v.clone() for k, v in trainer.segmenter.net.state_dict().items()}
-    trainer.segmenter.net.logit_head.bias.data.fill_(float("nan"))
+    good = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    averaged = {k: v.clone() for k, v in trainer.segmenter.net.state_dict().items()}
+    trainer.net.logit_head.bias.data.fill_(float("nan"))
     final = list(run)[-1]
     assert final.finished and "NaN" in final.message and final.step == 1
-    state = trainer.segmenter.net.state_dict()
+    state = trainer.net.state_dict()
     for k, v in good.items():
         if k != "logit_head.bias":
             assert torch.equal(state[k], v), k
+    for k, v in trainer.segmenter.net.state_dict().items():  # the kept average saw no bad step
+        assert torch.equal(v, averaged[k]), k
 
 
 # a rate this high makes the tiny model's validation score jump about, so an earlier evaluation beats the last
@@ -211,3 +214,37 @@ def test_short_training_learns_well_above_chance(sample, kind, floor):
 def test_warp_changes_what_the_network_sees(sample):
     first = [next(iter(make(sample, replace(FAST, steps=1, eval_every=0, warp=w)).run())).loss for w in (False, True)]
     assert first[0] != first[1]
+
+
+def test_ema_keeps_a_moving_average_of_the_trained_weights(sample):
+    cfg = replace(FAST, steps=5, eval_every=0, ema=0.6)
+    trainer = make(sample, cfg)
+    assert trainer.segmenter.net is not trainer.net
+    expected = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    for report in trainer.run():
+        if report.finished:
+            break
+        decay = min(cfg.ema, (1 + report.step) / (10 + report.step))
+        for k, v in trainer.net.state_dict().items():
+            expected[k] = expected[k].lerp(v, 1 - decay) if v.is_floating_point() else v.clone()
+    averaged = trainer.segmenter.net.state_dict()
+    for k, v in expected.items():
+        torch.testing.assert_close(averaged[k], v, msg=k)
+    plain = make(sample, replace(cfg, ema=0.0))  # the average does not change what is trained
+    list(plain.run())
+    assert plain.segmenter.net is plain.net
+    for k, v in plain.net.state_dict().items():
+        assert torch.equal(v, trainer.net.state_dict()[k]), k
+    assert not torch.equal(averaged["logit_head.weight"], trainer.net.state_dict()["logit_head.weight"])
+
+
+def test_ema_model_is_what_evaluation_scores_and_keep_best_restores(sample):
+    trainer = make(sample, replace(JUMPY, ema=0.5), val=planes(sample, (4,)))
+    final = list(trainer.run())[-1]
+    assert trainer.evaluate()[0] == final.val_iou  # the kept (averaged) weights, as reported
+    assert trainer.segmenter.training["config"]["ema"] == 0.5
+
+
+def test_ema_must_be_a_decay_below_one():
+    with pytest.raises(ValueError, match="ema"):
+        TrainConfig(ema=1.0)
