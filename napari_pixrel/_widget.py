@@ -210,7 +210,8 @@ class PixrelWidget(QWidget):
                                         "measured on the EM benchmark")
         self.budget = FloatSpinBox(label="budget", value=TrainConfig.steps, min=0.1, max=1e6, step=10)
         self.budget_unit = ComboBox(label="budget unit", choices=["steps", "minutes"], value="steps")
-        self.keep_best = CheckBox(text="keep the weights that scored best on validation", value=True)
+        self.keep_best = CheckBox(text="keep the weights that scored best on validation",
+                                  value=TrainConfig.keep == "best")
         self.keep_best.tooltip = ("at the end, go back to the evaluation with the highest validation mIoU (needs "
                                   "validation slices); unchecked: keep the last step's weights")
         self.warp = CheckBox(text="warp training patches (elastic, zoom, rotation)", value=TrainConfig.warp)

@@ -387,7 +387,7 @@ def _run_net(spec: RunSpec, data: BenchData) -> dict:
         crossed = points.crossed(report.step, report.elapsed)
         if crossed:
             scores = score(segmenter, val, names), score(segmenter, test, names)
-            trainer.net.train()  # scoring left the scored net (with ema, the average) in eval mode
+            trainer.net.train()  # scoring put the scored net in eval mode: without ema, the net in training
             curve += [curve_point(p, report, scores) for p in crossed]
     kept_earlier = last.kept_step != last.step
     if not curve or curve[-1]["step"] != last.step or kept_earlier:

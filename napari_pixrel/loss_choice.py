@@ -11,7 +11,7 @@ A minutes budget decays over its time: at 5 CPU minutes with scribbles the decay
 and halved its spread over the five subsets (it led CE in 5 of 5, against 4 of 5 at a constant rate;
 8 of 8 runs with a second seed on three subsets). With the elastic warp (the default since the sixth
 session) both losses gain, CE more: over two seeds × five subsets with scribbles relation − CE was −0.6 val
-(3 of 10 pairs) and −0.8 test, and CE fits about 10% more steps in the same minutes. So with the warp on,
+(3 of 10 pairs) and −0.8 test, and CE fits about 8% more steps in the same minutes. So with the warp on,
 auto trains CE for scribbles too; pixel relation stays auto's choice for sparse labels without the warp,
 where it led.
 """

@@ -214,7 +214,8 @@ class Trainer:
         kept = copy.deepcopy(net) if config.ema > 0 else net
         self.segmenter = Segmenter(kept, normalizer, list(class_names), {"history": history})
         pairs = list(zip(kept.state_dict().values(), net.state_dict().values())) if kept is not net else []
-        self._averaged = [(a, b) for a, b in pairs if a.is_floating_point()]  # (average, trained) tensors
+        self._averaged = [a for a, _ in pairs if a.is_floating_point()]  # lerped towards ...
+        self._trained = [b for a, b in pairs if a.is_floating_point()]  # ... these after every step
         self._counted = [(a, b) for a, b in pairs if not a.is_floating_point()]  # BatchNorm's step counts
         self._steps_before = history[-1]["step"] if history else 0
         self._last_eval: tuple = (-1, None, None, None)
@@ -325,8 +326,7 @@ class Trainer:
         """
         if self._averaged:
             decay = min(self.config.ema, (1 + step) / (10 + step))
-            averaged, trained = zip(*self._averaged)
-            torch._foreach_lerp_(list(averaged), list(trained), 1.0 - decay)
+            torch._foreach_lerp_(self._averaged, self._trained, 1.0 - decay)
         for a, b in self._counted:
             a.copy_(b)
 

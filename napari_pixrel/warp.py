@@ -38,8 +38,8 @@ def random_warp(x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> 
     coarse = torch.randn(n, 2, GRID, GRID, generator=gen) * scale
     fine = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
     grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False) + fine
-    grid = grid.to(x.device)
-    warped = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
-    painted = F.grid_sample(labels[:, None].to(x.dtype), grid.to(x.dtype), mode="nearest", padding_mode="zeros",
+    grid = grid.to(x.device, x.dtype)
+    warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    painted = F.grid_sample(labels[:, None].to(x.dtype), grid, mode="nearest", padding_mode="zeros",
                             align_corners=False)
     return warped, painted[:, 0].round().to(labels.dtype)
