@@ -4,12 +4,13 @@ Every setting runs on the five 4-tile subsets at equal steps, with val and test
 mIoU measured along the way (so one run also gives its learning curve).
 Settings are chosen on val; test is read only for the chosen ones.
 Phases are listed in priority order: a sweep cut short still has the most
-important comparisons. Two studies: "full" (full masks first; the first GPU
+important comparisons. Studies: "full" (full masks first; the first GPU
 session) and "scribbles" (the napari regime first, with its own full-mask
 baselines so that every comparison is on one device; the second GPU session), and "painted"
-(painted fractions from 2% to full masks; the third GPU session).
+(painted fractions from 2% to full masks; the third GPU session), and "smoothness" (scribbles with the
+pairwise smoothness loss, eighth session).
 
-    python benchmarks/relation_sweep.py specs.json [full|scribbles|painted]
+    python benchmarks/relation_sweep.py specs.json [full|scribbles|painted|painted-seed1|smoothness]
     pixrel bench --specs specs.json --workers 8 --out benchmarks/results/gpu
 """
 
@@ -110,8 +111,28 @@ def painted_first(seeds=(0,)) -> list[dict]:
     return out
 
 
+SCRIBBLE_STEPS = 1100  # about what CE fits in 5 minutes on the 2-core CPU with the warp (median 1140)
+SCRIBBLE_EVAL = [100, 200, 300, 400, 600, 800, 1100]
+PRODUCT = {"warp": True, "keep": "best", "eval_every": 50}  # the product's scribble defaults, as on the CPU
+
+
+def smoothness_first(seeds=(0,)) -> list[dict]:
+    """Does a pairwise smoothness loss (smoothness.py) carry scribbles further? (the eighth session)"""
+    out = []
+    for weight in (0.0, 1.0, 0.3, 3.0):  # CE at a constant rate, weights chosen on the val tiles
+        extra = {"smoothness": weight} if weight else {}
+        out += runs("none", labels="scribbles", seeds=seeds, steps=SCRIBBLE_STEPS, evals=SCRIBBLE_EVAL,
+                    train={**PRODUCT, **extra})
+    for weight in (0.0, 1.0):  # within image, decayed over the budget (auto's schedule for it)
+        extra = {"smoothness": weight} if weight else {}
+        out += runs("intra", labels="scribbles", seeds=seeds, steps=SCRIBBLE_STEPS, evals=SCRIBBLE_EVAL,
+                    train={**PRODUCT, "schedule": "cosine", **extra})
+    return out
+
+
 STUDIES = {"full": full_first, "scribbles": scribbles_first, "painted": painted_first,
-           "painted-seed1": lambda: painted_first(seeds=(1,))}
+           "painted-seed1": lambda: painted_first(seeds=(1,)),
+           "smoothness": lambda: smoothness_first((0,)) + smoothness_first((1,))}
 
 
 def write_specs(phases: dict, default_path: str) -> None:

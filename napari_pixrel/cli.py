@@ -67,7 +67,7 @@ def train_config(args) -> TrainConfig:
         schedule=args.schedule,
         steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, patch_size=args.patch_size,
         seed=args.seed, device=args.device, eval_every=args.eval_every, keep=args.keep, warp=args.warp,
-        ema=args.ema,
+        ema=args.ema, smoothness=args.smoothness,
     )
 
 
@@ -156,6 +156,9 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--ema", type=float, default=TrainConfig.ema,
                    help="evaluate, keep and save a moving average of the weights with this decay per step "
                    "(e.g. 0.99: about the last 100 steps); 0 = the trained weights themselves")
+    p.add_argument("--smoothness", type=float, default=TrainConfig.smoothness,
+                   help="weight of a pairwise loss asking nearby pixels that look alike to get the same class, "
+                   "which spreads scribbles to the unpainted pixels (smoothness.py); 0 = off")
     p.add_argument("--quiet", action="store_true")
 
 

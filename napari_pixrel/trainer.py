@@ -33,6 +33,7 @@ from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
 from .model import STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
 from .predict import Prediction, predict, predict_plane
+from .smoothness import smoothness_loss
 from .warp import random_warp
 
 # decay per step of the weights' moving average when it is on (dock checkbox, --ema): about the last 100
@@ -64,6 +65,7 @@ class TrainConfig:
     mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
     warp: bool = True  # random elastic warps, zoom and rotation of every batch (warp.py, with what it measured)
     ema: float = 0.0  # > 0 (e.g. EMA_DECAY): evaluate, preview and keep a moving average of the weights
+    smoothness: float = 0.0  # > 0: weight of the pairwise loss that spreads scribbles to alike neighbours
     eval_every: int = 25
     keep: str = "best"  # "best": the weights of the best validation evaluation (needs validation labels); "last"
     cpu_threads: int | None = None  # None: torch's default (all cores); the napari dock leaves one to the UI
@@ -81,6 +83,8 @@ class TrainConfig:
             raise ValueError("keep is 'best' (the best validation evaluation) or 'last'")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError("ema is a decay per step from 0 (off) to below 1, e.g. 0.99")
+        if not (self.smoothness >= 0.0 and math.isfinite(self.smoothness)):
+            raise ValueError("smoothness is a weight: 0 (off) or more")
 
     @property
     def relation(self) -> RelationSettings:
@@ -364,6 +368,8 @@ class Trainer:
                 ce = cross_entropy(logits, target)
                 rel = relation_loss(emb, target, relation, logits, gen) if weight > 0 else ce.new_zeros(())
                 loss = ce + weight * rel
+                if cfg.smoothness > 0:
+                    loss = loss + cfg.smoothness * smoothness_loss(logits, x)
                 opt.zero_grad(set_to_none=True)
                 if torch.isfinite(loss):
                     loss.backward()
