@@ -116,14 +116,14 @@ SCRIBBLE_EVAL = [100, 200, 300, 400, 600, 800, 1100]
 PRODUCT = {"warp": True, "keep": "best", "eval_every": 50}  # the product's scribble defaults, as on the CPU
 
 
-def smoothness_first(seeds=(0,)) -> list[dict]:
+def smoothness_first(seeds=(0,), weights=(0.0, 1.0, 0.3, 3.0), relation=(0.0, 1.0)) -> list[dict]:
     """Does a pairwise smoothness loss (smoothness.py) carry scribbles further? (the eighth session)"""
     out = []
-    for weight in (0.0, 1.0, 0.3, 3.0):  # CE at a constant rate, weights chosen on the val tiles
+    for weight in weights:  # CE at a constant rate, weights chosen on the val tiles
         extra = {"smoothness": weight} if weight else {}
         out += runs("none", labels="scribbles", seeds=seeds, steps=SCRIBBLE_STEPS, evals=SCRIBBLE_EVAL,
                     train={**PRODUCT, **extra})
-    for weight in (0.0, 1.0):  # within image, decayed over the budget (auto's schedule for it)
+    for weight in relation:  # within image, decayed over the budget (auto's schedule for it)
         extra = {"smoothness": weight} if weight else {}
         out += runs("intra", labels="scribbles", seeds=seeds, steps=SCRIBBLE_STEPS, evals=SCRIBBLE_EVAL,
                     train={**PRODUCT, "schedule": "cosine", **extra})
@@ -132,7 +132,10 @@ def smoothness_first(seeds=(0,)) -> list[dict]:
 
 STUDIES = {"full": full_first, "scribbles": scribbles_first, "painted": painted_first,
            "painted-seed1": lambda: painted_first(seeds=(1,)),
-           "smoothness": lambda: smoothness_first((0,)) + smoothness_first((1,))}
+           "smoothness": lambda: smoothness_first((0,)) + smoothness_first((1,)),
+           # the weights above the best of the first call (3), and its second seed
+           "smoothness-more": lambda: (smoothness_first((1,), (3.0,), ()) + smoothness_first((0,), (10.0,), ())
+                                       + smoothness_first((1,), (10.0,), ()))}
 
 
 def write_specs(phases: dict, default_path: str) -> None:
