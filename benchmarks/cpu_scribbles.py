@@ -33,9 +33,14 @@ overfitting both losses show with scribbles. "minutes5-warp-seed1": the same wit
 Phase 8 ("minutes5-ema", seventh session): phase 7 with a moving average of the weights (decay 0.99 per step,
 ``TrainConfig.ema``) as what is evaluated, kept and scored, on subsets 0-2 (what the session's time left).
 
+Phase 9 ("minutes5-smoothness", eighth session): phase 7's CE with the pairwise smoothness loss
+(smoothness.py) at weight 3, the weight chosen on the val tiles on a lent H200 at 1100 steps
+(relation_sweep.py, study "smoothness"). "minutes5-smoothness-seed1": the same with seed 1.
+
     python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5|minutes5-cosine|minutes5-cosine-seed1|
                                                    minutes5-keep-best|minutes5-keep-best-seed1|
-                                                   minutes5-warp|minutes5-warp-seed1|minutes5-ema]
+                                                   minutes5-warp|minutes5-warp-seed1|minutes5-ema|
+                                                   minutes5-smoothness|minutes5-smoothness-seed1]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -96,10 +101,15 @@ def minutes5_ema() -> list[dict]:
     return [r for r in minutes5_keep_best(warp=True, ema=0.99) if r["subset"] in (0, 1, 2)]
 
 
+def minutes5_smoothness(seed: int = 0) -> list[dict]:
+    return [r for r in minutes5_keep_best(seed, warp=True, smoothness=3.0) if r["mode"] == "none"]
+
+
 PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
           "minutes5-cosine-seed1": minutes5_cosine_seed1, "minutes5-keep-best": minutes5_keep_best,
           "minutes5-keep-best-seed1": minutes5_keep_best_seed1, "minutes5-warp": minutes5_warp,
-          "minutes5-warp-seed1": minutes5_warp_seed1, "minutes5-ema": minutes5_ema}
+          "minutes5-warp-seed1": minutes5_warp_seed1, "minutes5-ema": minutes5_ema,
+          "minutes5-smoothness": minutes5_smoothness, "minutes5-smoothness-seed1": lambda: minutes5_smoothness(1)}
 
 
 if __name__ == "__main__":
