@@ -12,7 +12,11 @@ between evaluations 230 steps apart, and the table keeps the last step's weights
 average should land on steadier weights. Every run pairs with the warp run of the same subset
 (``full-s*-{none,intra}-seed0-3a3f4bce.json``).
 
-    python benchmarks/cpu_warp.py specs.json [full|full-ema]
+Phase "full-smoothness" (eighth session): CE of phase "full" with the pairwise smoothness loss
+(smoothness.py) at weight 3, the weight that won with scribbles, to see whether "auto" should use it with
+full masks too. Every run pairs with the CE warp run of the same subset (``full-s*-none-seed0-3a3f4bce.json``).
+
+    python benchmarks/cpu_warp.py specs.json [full|full-ema|full-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -34,4 +38,6 @@ def full_ema() -> list[dict]:
 
 
 if __name__ == "__main__":
-    write_specs({"full": full, "full-ema": full_ema}, "cpu_warp_specs.json")
+    write_specs({"full": full, "full-ema": full_ema,
+                 "full-smoothness": lambda: [r for r in full(smoothness=3.0) if r["mode"] == "none"]},
+                "cpu_warp_specs.json")
