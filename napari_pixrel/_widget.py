@@ -32,6 +32,7 @@ from ._plots import StudyPlot, TrainingPlot
 from ._throttle import Throttle
 from .data import as_planes, painted_indices, painted_planes, split_labels
 from .evidence import LOSS_ADVICE
+from .loss_choice import AUTO
 from .model import ModelConfig, Segmenter
 from .predict import iter_predict, labels_dtype, uncertainty
 from .study import Study
@@ -220,6 +221,10 @@ class PixrelWidget(QWidget):
         self.average = CheckBox(text="average the weights over the last ~100 steps", value=TrainConfig.ema > 0)
         self.average.tooltip = ("evaluate, preview and keep a moving average of the trained weights: steadier than "
                                 "the last step's; measured on the EM benchmark in docs/relation-loss.md")
+        self.spread = CheckBox(text="spread scribbles to alike neighbours", value=TrainConfig.smoothness != 0)
+        self.spread.tooltip = ("with sparse strokes (under a quarter of the pixels painted) add the smoothness "
+                               "loss: nearby pixels that look alike are asked to share a class; measured on the "
+                               "EM benchmark in docs/relation-loss.md. No effect with full masks")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
         self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "
@@ -227,7 +232,7 @@ class PixrelWidget(QWidget):
         self.labels.changed.connect(self._take_class_names_from_layer)
         form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
                                   self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.keep_best,
-                                  self.warp, self.average, self.teaching])
+                                  self.warp, self.average, self.spread, self.teaching])
 
         self.train_button = _button("Train", self.train)
         self.pause_button = _button("Pause", self.pause)
@@ -433,6 +438,7 @@ class PixrelWidget(QWidget):
             "keep": "best" if self.keep_best.value else "last",
             "warp": self.warp.value,
             "ema": EMA_DECAY if self.average.value else 0.0,
+            "smoothness": AUTO if self.spread.value else 0.0,
             "cpu_threads": self.cpu_threads,
             **self.train_settings,
         })

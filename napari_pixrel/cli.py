@@ -13,6 +13,7 @@ import tifffile
 
 from .data import painted_planes
 from .evidence import LOSS_ADVICE
+from .loss_choice import AUTO, SPARSE_PAINTED, SPARSE_SMOOTHNESS
 from .model import ModelConfig
 from .modelfile import load_model, save_model
 from .predict import predict
@@ -125,6 +126,11 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def weight_or_auto(text: str) -> float | str:
+    """A flag's value: "auto" or a number."""
+    return AUTO if text == AUTO else float(text)
+
+
 def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: float | None) -> None:
     p.add_argument("--loss", choices=["auto", "none", "intra", "inter"], default=TrainConfig.loss,
                    help="auto = pixel relation when under a quarter of the training pixels is painted "
@@ -156,9 +162,10 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--ema", type=float, default=TrainConfig.ema,
                    help="evaluate, keep and save a moving average of the weights with this decay per step "
                    "(e.g. 0.99: about the last 100 steps); 0 = the trained weights themselves")
-    p.add_argument("--smoothness", type=float, default=TrainConfig.smoothness,
+    p.add_argument("--smoothness", type=weight_or_auto, default=TrainConfig.smoothness,
                    help="weight of a pairwise loss asking nearby pixels that look alike to get the same class, "
-                   "which spreads scribbles to the unpainted pixels (smoothness.py); 0 = off")
+                   "which spreads scribbles to the unpainted pixels (smoothness.py); 0 = off; auto = "
+                   f"{SPARSE_SMOOTHNESS:g} when under {SPARSE_PAINTED:.0%} of the pixels are painted, else off")
     p.add_argument("--quiet", action="store_true")
 
 

@@ -13,7 +13,10 @@ and halved its spread over the five subsets (it led CE in 5 of 5, against 4 of 5
 session) both losses gain, CE more: over two seeds × five subsets with scribbles relation − CE was −0.6 val
 (3 of 10 pairs) and −0.8 test, and CE fits about 8% more steps in the same minutes. So with the warp on,
 auto trains CE for scribbles too; pixel relation stays auto's choice for sparse labels without the warp,
-where it led.
+where it led. For sparse labels auto also adds the smoothness loss (smoothness.py) at weight 3, chosen on
+the val tiles among 0.3, 1, 3 and 10 (H200, 1100 steps, CE with the warp: +3.4 val, 10 of 10 runs) and
+confirmed at 5 CPU minutes (docs/relation-loss.md, "Spreading scribbles"). With full masks every pixel
+already has its class, and the loss was not measured there: auto leaves it off.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .data import Plane
 
 AUTO = "auto"
 SPARSE_PAINTED = 0.25  # below this fraction of painted pixels, and without the warp, "auto" trains pixel relation
+SPARSE_SMOOTHNESS = 3.0  # below it "auto" also adds the smoothness loss with this weight
 
 
 def painted_fraction(planes: list[Plane]) -> float:
@@ -33,31 +37,37 @@ def painted_fraction(planes: list[Plane]) -> float:
 
 
 def choose_loss(config, planes: list[Plane]) -> tuple[dict, str]:
-    """(TrainConfig fields that resolve "auto", sentence for the user; "" when the loss was given).
+    """(TrainConfig fields that resolve "auto", sentence for the user; "" when nothing was "auto").
 
     An "auto" loss is pixel relation within image for sparse labels trained without the warp, else
     cross-entropy; an "auto" schedule is cosine for pixel relation (decayed over the step or time budget),
-    else constant.
+    else constant; an "auto" smoothness is SPARSE_SMOOTHNESS for sparse labels, else 0.
     """
-    chosen, loss, sentence = {}, config.loss, ""
+    chosen, loss, sentences = {}, config.loss, []
+    fraction = painted_fraction(planes)
+    sparse = fraction < SPARSE_PAINTED
+    painted = f"{fraction:.1%}" if sparse else f"{fraction:.0%}"
     if loss == AUTO:
-        fraction = painted_fraction(planes)
-        sparse = fraction < SPARSE_PAINTED
         loss = chosen["loss"] = "intra" if sparse and not config.warp else "none"
         if loss == "intra":
-            sentence = (f"auto loss: pixel relation ({fraction:.1%} of the training pixels are painted; with "
-                        "sparse scribbles and no warp it beat cross-entropy)")
+            sentences.append(f"auto loss: pixel relation ({painted} of the training pixels are painted; with "
+                             "sparse scribbles and no warp it beat cross-entropy)")
         elif sparse:
-            sentence = (f"auto loss: cross-entropy ({fraction:.1%} of the training pixels are painted; with the "
-                        "warp on it matched or beat pixel relation on scribbles too)")
+            sentences.append(f"auto loss: cross-entropy ({painted} of the training pixels are painted; with the "
+                             "warp on it matched or beat pixel relation on scribbles too)")
         else:
-            sentence = (f"auto loss: cross-entropy ({fraction:.0%} of the training pixels are painted; with full "
-                        "masks it beat pixel relation)")
+            sentences.append(f"auto loss: cross-entropy ({painted} of the training pixels are painted; with full "
+                             "masks it beat pixel relation)")
     if config.schedule == AUTO:
         chosen["schedule"] = "cosine" if loss != "none" else "constant"
-        if sentence and chosen["schedule"] == "cosine":
-            sentence += f", learning rate decayed to 0 over {budget_words(config)} (cosine)"
-    return chosen, sentence
+        if sentences and chosen["schedule"] == "cosine":
+            sentences[-1] += f", learning rate decayed to 0 over {budget_words(config)} (cosine)"
+    if config.smoothness == AUTO:
+        chosen["smoothness"] = SPARSE_SMOOTHNESS if sparse else 0.0
+        if sparse:
+            sentences.append(f"auto smoothness {SPARSE_SMOOTHNESS:g}: nearby pixels that look alike are asked to "
+                             f"share a class, which spreads the strokes ({painted} painted)")
+    return chosen, "; ".join(sentences)
 
 
 def budget_words(config) -> str:

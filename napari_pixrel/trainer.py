@@ -65,7 +65,8 @@ class TrainConfig:
     mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
     warp: bool = True  # random elastic warps, zoom and rotation of every batch (warp.py, with what it measured)
     ema: float = 0.0  # > 0 (e.g. EMA_DECAY): evaluate, preview and keep a moving average of the weights
-    smoothness: float = 0.0  # > 0: weight of the pairwise loss that spreads scribbles to alike neighbours
+    smoothness: float | str = AUTO  # weight of the pairwise loss spreading scribbles to alike neighbours; auto:
+    # on for sparse labels (loss_choice.py)
     eval_every: int = 25
     keep: str = "best"  # "best": the weights of the best validation evaluation (needs validation labels); "last"
     cpu_threads: int | None = None  # None: torch's default (all cores); the napari dock leaves one to the UI
@@ -83,8 +84,9 @@ class TrainConfig:
             raise ValueError("keep is 'best' (the best validation evaluation) or 'last'")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError("ema is a decay per step from 0 (off) to below 1, e.g. 0.99")
-        if not (self.smoothness >= 0.0 and math.isfinite(self.smoothness)):
-            raise ValueError("smoothness is a weight: 0 (off) or more")
+        if self.smoothness != AUTO and not (isinstance(self.smoothness, (int, float)) and self.smoothness >= 0
+                                            and math.isfinite(self.smoothness)):
+            raise ValueError("smoothness is a weight (0 = off, or more) or 'auto'")
 
     @property
     def relation(self) -> RelationSettings:

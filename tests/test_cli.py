@@ -22,7 +22,7 @@ def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
                "--val-images", str(tmp_path / "img2.tif"), "--val-labels", str(tmp_path / "lab2.tif"),
                "--class-names", "background", "membrane", "mitochondria",
                "--loss", "intra", "--steps", "3", "--patch-size", "64", "--embed-dim", "2", "--keep", "last",
-               "--no-warp", "--ema", "0.9",
+               "--no-warp", "--ema", "0.9", "--smoothness", "0.5",
                "--out", str(model)])
     assert rc == 0
     out = capsys.readouterr().out
@@ -31,7 +31,7 @@ def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
     assert seg.class_names == ["background", "membrane", "mitochondria"] and seg.config.embed_dim == 2
     assert (seg.training["config"]["loss"], seg.training["config"]["schedule"]) == ("intra", "cosine")
     assert seg.training["config"]["keep"] == "last" and not seg.training["config"]["warp"]
-    assert seg.training["config"]["ema"] == 0.9
+    assert seg.training["config"]["ema"] == 0.9 and seg.training["config"]["smoothness"] == 0.5
     assert main(["predict", "--model", str(model), "--images", str(tmp_path / "stack.tif"),
                  "--out", str(tmp_path / "pred"), "--probabilities"]) == 0
     pred = tifffile.imread(tmp_path / "pred" / "stack_labels.tif")

@@ -1,5 +1,5 @@
-"""The "auto" loss and schedule: pixel relation with a cosine decay for scribbles trained without the warp,
-cross-entropy otherwise."""
+"""The "auto" loss, schedule and smoothness: pixel relation with a cosine decay for scribbles trained without
+the warp, cross-entropy otherwise; the smoothness loss for scribbles."""
 
 from dataclasses import replace
 
@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY
 
 from napari_pixrel.data import Plane, painted_planes
-from napari_pixrel.loss_choice import SPARSE_PAINTED, choose_loss, painted_fraction
+from napari_pixrel.loss_choice import SPARSE_PAINTED, SPARSE_SMOOTHNESS, choose_loss, painted_fraction
 from napari_pixrel.sample_data import CLASS_NAMES
 from napari_pixrel.trainer import TrainConfig, Trainer
 
@@ -30,36 +30,47 @@ def test_painted_fraction_counts_labelled_pixels_over_all_planes():
 def test_without_the_warp_auto_picks_relation_with_cosine_below_the_threshold_and_ce_above():
     n_sparse = int(SPARSE_PAINTED * 100) - 1
     settings, sentence = choose_loss(NO_WARP, [plane(n_sparse)])
-    assert settings == {"loss": "intra", "schedule": "cosine"}
+    assert settings == {"loss": "intra", "schedule": "cosine", "smoothness": SPARSE_SMOOTHNESS}
     assert "pixel relation" in sentence and "600 steps" in sentence and f"{n_sparse}.0%" in sentence
     settings, sentence = choose_loss(NO_WARP, [plane(100)])
-    assert settings == {"loss": "none", "schedule": "constant"} and "cross-entropy" in sentence
-    assert "100%" in sentence and "cosine" not in sentence
+    assert settings == {"loss": "none", "schedule": "constant", "smoothness": 0.0} and "cross-entropy" in sentence
+    assert "100%" in sentence and "cosine" not in sentence and "smoothness" not in sentence
 
 
 def test_with_the_warp_auto_picks_ce_for_scribbles_too():
     assert TrainConfig().warp
     settings, sentence = choose_loss(TrainConfig(steps=600), [plane(2)])
-    assert settings == {"loss": "none", "schedule": "constant"}
+    assert settings == {"loss": "none", "schedule": "constant", "smoothness": SPARSE_SMOOTHNESS}
     assert "cross-entropy" in sentence and "warp" in sentence and "2.0%" in sentence
+    assert f"auto smoothness {SPARSE_SMOOTHNESS:g}" in sentence
 
 
 @pytest.mark.parametrize("steps, minutes, words", [(None, 1.5, "over 1.5 minutes"),
                                                     (400, 2, "over 400 steps or 2 minutes, whichever ends first")])
 def test_a_time_budget_decays_over_its_minutes(steps, minutes, words):
-    settings, sentence = choose_loss(TrainConfig(steps=steps, minutes=minutes, warp=False), [plane(2)])
+    settings, sentence = choose_loss(TrainConfig(steps=steps, minutes=minutes, warp=False, smoothness=0), [plane(2)])
     assert settings == {"loss": "intra", "schedule": "cosine"} and f"decayed to 0 {words} (cosine)" in sentence
 
 
 @pytest.mark.parametrize("loss, schedule", [("none", "constant"), ("intra", "cosine"), ("inter", "cosine")])
 def test_a_given_loss_is_kept_and_only_the_auto_schedule_follows_it(loss, schedule):
-    assert choose_loss(TrainConfig(loss=loss), [plane(3)]) == ({"schedule": schedule}, "")
-    assert choose_loss(TrainConfig(loss=loss, schedule="constant"), [plane(3)]) == ({}, "")
+    assert choose_loss(TrainConfig(loss=loss, smoothness=0.5), [plane(3)]) == ({"schedule": schedule}, "")
+    assert choose_loss(TrainConfig(loss=loss, schedule="constant", smoothness=0), [plane(3)]) == ({}, "")
+
+
+@pytest.mark.parametrize("loss", ["none", "intra"])
+def test_auto_smoothness_is_on_for_scribbles_whatever_the_loss_and_off_for_masks(loss):
+    cfg = TrainConfig(loss=loss, schedule="constant")
+    settings, sentence = choose_loss(cfg, [plane(3)])
+    assert settings == {"smoothness": SPARSE_SMOOTHNESS} and sentence.startswith("auto smoothness")
+    assert choose_loss(cfg, [plane(100)]) == ({"smoothness": 0.0}, "")
 
 
 def test_auto_is_the_default_and_validates():
     assert TrainConfig().loss == "auto"
-    assert TrainConfig().schedule == "auto"
+    assert TrainConfig().schedule == "auto" and TrainConfig().smoothness == "auto"
+    with pytest.raises(ValueError, match="smoothness"):
+        TrainConfig(smoothness="on")
     with pytest.raises(ValueError, match="loss mode"):
         TrainConfig(loss="automatic")
     with pytest.raises(ValueError, match="schedule is"):
@@ -73,11 +84,13 @@ def test_trainer_resolves_auto_from_the_painted_labels_and_the_warp(sample, kind
     planes = [p for i in (0, 1) for p in painted_planes(images[i], arrays[i])]
     trainer = Trainer(planes, replace(FAST, warp=warp), model=TINY, class_names=list(CLASS_NAMES))
     assert (trainer.config.loss, trainer.config.schedule) == (mode, schedule)
+    assert trainer.config.smoothness == (SPARSE_SMOOTHNESS if kind == 2 else 0.0)
     reports = list(trainer.run())
     assert reports[0].message == trainer.loss_choice and not reports[1].message
     assert (reports[-1].relation > 0) == (mode == "intra")
     recorded = trainer.segmenter.training["config"]  # the model file says what was trained
     assert (recorded["loss"], recorded["schedule"]) == (mode, schedule)
+    assert recorded["smoothness"] == trainer.config.smoothness
 
 
 def test_auto_is_resolved_per_run_so_continuing_on_masks_switches_to_ce(sample):
