@@ -1,10 +1,12 @@
 """Where does a training step's time go? (issue 4: the step is 1.6x the matmul-bound estimate)
 
 Profiles the product's Trainer (cross-entropy, batch 4 of 256 x 256, bf16 autocast, the warp on; optionally
-the weights' moving average, the smoothness loss) on subset 0 of the EM tiles with torch.profiler, after a few warm-up steps, and
-writes the operators that took the most time, and the share of convolutions, to a text file.
+the weights' moving average, the smoothness loss) on subset 0 of the EM tiles with torch.profiler, after a
+few warm-up steps, and writes the operators that took the most time, and the share of convolutions, to a
+text file.
 
-    .venv/bin/python benchmarks/profile_step.py [--ema 0.99] [--smoothness 3] [--out benchmarks/results/cpu/profile-step.txt]
+    .venv/bin/python benchmarks/profile_step.py [--ema 0.99] [--smoothness 3]
+                                                [--out benchmarks/results/cpu/profile-step.txt]
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def main() -> None:
     averages = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in averages)
     conv = sum(e.self_cpu_time_total for e in averages if "conv" in e.key or "mkldnn" in e.key)
-    lines = [f"loss {args.loss}, ema {args.ema}, smoothness {args.smoothness}, {STEPS} steps after {WARMUP}; {torch.get_num_threads()} threads",
+    lines = [f"loss {args.loss}, ema {args.ema}, smoothness {args.smoothness}, {STEPS} steps after {WARMUP}; "
+             f"{torch.get_num_threads()} threads",
              f"seconds per step on the trainer's clock (under the profiler): {(report.elapsed - start) / STEPS:.3f}; "
              f"profiled self time per step: {total / STEPS / 1e6:.3f} s, convolution kernels "
              f"{100 * conv / total:.0f}% of it", "",

@@ -3,7 +3,8 @@
 Numbers from docs/relation-loss.md (the paper's EM tiles and split, five 4-tile subsets × 2 seeds, 600
 equal training steps, and 5-minute CPU runs, with the last weights and with the weights kept as best on val,
 with and without the elastic warp, the weights' moving average and the smoothness loss, written by
-``pixrel bench`` into benchmarks/results/{gpu,gpu2,gpu3,cpu}). Update them together with that file when new evidence lands.
+``pixrel bench`` into benchmarks/results/{gpu,gpu2,gpu3,cpu}). Update them together with that file when new
+evidence lands.
 """
 
 LOSS_ADVICE = (
