@@ -6,11 +6,11 @@ Settings are chosen on val; test is read only for the chosen ones.
 Phases are listed in priority order: a sweep cut short still has the most
 important comparisons. Studies: "full" (full masks first; the first GPU
 session) and "scribbles" (the napari regime first, with its own full-mask
-baselines so that every comparison is on one device; the second GPU session), and "painted"
-(painted fractions from 2% to full masks; the third GPU session), and "smoothness" (scribbles with the
+baselines so that every comparison is on one device; the second GPU session), "painted"
+(painted fractions from 2% to full masks; the third GPU session) and "smoothness" (scribbles with the
 pairwise smoothness loss, eighth session).
 
-    python benchmarks/relation_sweep.py specs.json [full|scribbles|painted|painted-seed1|smoothness]
+    python benchmarks/relation_sweep.py specs.json [full|scribbles|painted|painted-seed1|smoothness|smoothness-more]
     pixrel bench --specs specs.json --workers 8 --out benchmarks/results/gpu
 """
 
@@ -118,16 +118,12 @@ PRODUCT = {"warp": True, "keep": "best", "eval_every": 50}  # the product's scri
 
 def smoothness_first(seeds=(0,), weights=(0.0, 1.0, 0.3, 3.0), relation=(0.0, 1.0)) -> list[dict]:
     """Does a pairwise smoothness loss (smoothness.py) carry scribbles further? (the eighth session)"""
-    out = []
-    for weight in weights:  # CE at a constant rate, weights chosen on the val tiles
-        extra = {"smoothness": weight} if weight else {}
-        out += runs("none", labels="scribbles", seeds=seeds, steps=SCRIBBLE_STEPS, evals=SCRIBBLE_EVAL,
-                    train={**PRODUCT, **extra})
-    for weight in relation:  # within image, decayed over the budget (auto's schedule for it)
-        extra = {"smoothness": weight} if weight else {}
-        out += runs("intra", labels="scribbles", seeds=seeds, steps=SCRIBBLE_STEPS, evals=SCRIBBLE_EVAL,
-                    train={**PRODUCT, "schedule": "cosine", **extra})
-    return out
+    # CE at a constant rate (weights chosen on the val tiles), within image decayed over the budget (auto's
+    # schedule for it); weight 0 leaves the key out, as the baselines' names have it
+    regimes = (("none", weights, {}), ("intra", relation, {"schedule": "cosine"}))
+    return [r for mode, chosen, schedule in regimes for weight in chosen
+            for r in runs(mode, labels="scribbles", seeds=seeds, steps=SCRIBBLE_STEPS, evals=SCRIBBLE_EVAL,
+                          train={**PRODUCT, **schedule, **({"smoothness": weight} if weight else {})})]
 
 
 STUDIES = {"full": full_first, "scribbles": scribbles_first, "painted": painted_first,
