@@ -36,13 +36,19 @@ Phase 8 ("minutes5-ema", seventh session): phase 7 with a moving average of the 
 Phase 9 ("minutes5-smoothness", eighth session): phase 7's CE with the pairwise smoothness loss
 (smoothness.py) at weight 3, the weight chosen on the val tiles on a lent H200 at 1100 steps
 (relation_sweep.py, study "smoothness"). "minutes5-smoothness-seed1": the same with seed 1.
-"minutes5-painted10": the same CE with and without it at 10% painted (``RunSpec.painted``), subsets 0-1.
+"minutes5-painted10": the same CE with and without it at 10% painted (``RunSpec.painted``), subsets 0-1;
+"minutes5-painted10-more" subsets 2-4.
+
+Phase 10 ("minutes5-relation-smoothness", ninth session): phase 7's within-image relation with the smoothness
+loss at weight 3, what auto gives when a user picks pixel relation with scribbles (the H200 measured only
+weight 1 with relation).
 
     python benchmarks/cpu_scribbles.py specs.json [weight3|cosine|minutes5|minutes5-cosine|minutes5-cosine-seed1|
                                                    minutes5-keep-best|minutes5-keep-best-seed1|
                                                    minutes5-warp|minutes5-warp-seed1|minutes5-ema|
                                                    minutes5-smoothness|minutes5-smoothness-seed1|
-                                                   minutes5-painted10]
+                                                   minutes5-painted10|minutes5-painted10-more|
+                                                   minutes5-relation-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -103,14 +109,14 @@ def minutes5_ema() -> list[dict]:
     return [r for r in minutes5_keep_best(warp=True, ema=0.99) if r["subset"] in (0, 1, 2)]
 
 
-def minutes5_smoothness(seed: int = 0) -> list[dict]:
-    return [r for r in minutes5_keep_best(seed, warp=True, smoothness=3.0) if r["mode"] == "none"]
+def minutes5_smoothness(seed: int = 0, mode: str = "none") -> list[dict]:
+    return [r for r in minutes5_keep_best(seed, warp=True, smoothness=3.0) if r["mode"] == mode]
 
 
-def minutes5_painted10() -> list[dict]:
-    """Auto adds the smoothness loss up to 25% painted; this checks 10% on subsets 0-1 (what time allowed)."""
+def minutes5_painted10(subsets=(0, 1)) -> list[dict]:
+    """Auto adds the smoothness loss up to 25% painted; this checks 10%, with and without it."""
     return [{**r, "painted": 0.10, "train": {**r["train"], **extra}}
-            for r in minutes5_smoothness() if r["subset"] in (0, 1) for extra in ({}, {"smoothness": 0.0})]
+            for r in minutes5_smoothness() if r["subset"] in subsets for extra in ({}, {"smoothness": 0.0})]
 
 
 PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
@@ -118,7 +124,9 @@ PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-
           "minutes5-keep-best-seed1": minutes5_keep_best_seed1, "minutes5-warp": minutes5_warp,
           "minutes5-warp-seed1": minutes5_warp_seed1, "minutes5-ema": minutes5_ema,
           "minutes5-smoothness": minutes5_smoothness, "minutes5-smoothness-seed1": lambda: minutes5_smoothness(1),
-          "minutes5-painted10": minutes5_painted10}
+          "minutes5-painted10": minutes5_painted10,
+          "minutes5-painted10-more": lambda: minutes5_painted10((2, 3, 4)),
+          "minutes5-relation-smoothness": lambda: minutes5_smoothness(mode="intra")}
 
 
 if __name__ == "__main__":
