@@ -44,10 +44,21 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _draw_anchors(candidates: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
-    """Indices (rows, n) drawn uniformly among each row's True entries (rows with none: any index)."""
-    weights = candidates.float()
-    weights[~candidates.any(1)] = 1.0
-    return torch.multinomial(weights, n, replacement=True, generator=generator)
+    """Indices (rows, n) drawn uniformly among each row's True entries (rows with none: any index).
+
+    The r-th True entry of a row, r uniform below the row's count, found in its running count: this costs
+    one cumulative sum, where ``torch.multinomial`` drew an exponential variate per entry (a quarter of the
+    relation term's time with full masks).
+    """
+    rows, length = candidates.shape
+    counts = candidates.sum(1, keepdim=True)
+    pick = torch.rand(rows, n, generator=generator, device=candidates.device)
+    empty = counts == 0
+    pool = torch.where(empty, length, counts)
+    rank = torch.minimum((pick * pool).long(), pool - 1)  # the minimum guards against pick * pool rounding up
+    running = candidates.cumsum(1, dtype=torch.int32)
+    found = torch.searchsorted(running, (rank + 1).int())  # first entry whose running count is rank + 1
+    return torch.where(empty, rank, found)
 
 
 def relation_loss(
@@ -87,18 +98,26 @@ def relation_loss(
     if settings.mode == "inter":  # pixels of image b meet anchors of image b-1
         anchors = anchors.roll(1, dims=0)
         valid = valid.roll(1, dims=0)
-    # only painted pixels enter: with scribbles (~2% painted) that is ~2% of the work
-    rows, pixels = painted.nonzero(as_tuple=True)  # sorted by image
-    x = emb[rows, pixels].float()  # (P, K, D)
-    norms = (x * x).sum(2).sqrt().clamp(min=1e-6)  # cosine = dot with the unit anchor / pixel norm
-    goal = torch.where(is_class[rows, :, pixels], 1.0, settings.negative_target)  # (P, K)
+    # block-diagonal (K*D, K*A): one matrix product scores every pixel against its own class's anchors
+    blocks = torch.einsum("bakd,kj->bkdja", anchors, torch.eye(k, device=anchors.device))
+    blocks = blocks.reshape(b, k * d, k * a)
     counts = painted.sum(1)
-    sizes = counts.tolist()
+    goal = torch.where(is_class, 1.0, settings.negative_target).transpose(1, 2)  # (B, HW, K)
     err = []
-    for xi, ni, gi, anchors_i in zip(x.split(sizes), norms.split(sizes), goal.split(sizes), anchors):
-        sims = torch.stack([(xi * anchor).sum(2) for anchor in anchors_i]) / ni  # (A, P_i, K): no anchor copies
-        err.append(((sims - gi) ** 2).sum((0, 1)))
+    for i in range(b):  # only painted pixels enter: with scribbles (~2% painted) that is ~2% of the work
+        pixels = slice(None) if bool(painted[i].all()) else painted[i]  # full masks: a view, nothing gathered
+        err.append(_squared_errors(emb[i, pixels].reshape(-1, k * d), blocks[i], goal[i, pixels]))
     per_image_class = torch.stack(err) / (a * counts.clamp(min=1)).view(b, 1)  # (B, K)
     valid = valid & painted.any(1, keepdim=True)
     per_class = (per_image_class * valid).sum(0) / valid.sum(0).clamp(min=1)
     return per_class.sum()
+
+
+def _squared_errors(x: torch.Tensor, blocks: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    """Sum over pixels and anchors of (cosine - goal)^2, per class: x (P, K*D) the pixels' groups, blocks
+    (K*D, K*A) the unit anchors block-diagonally, goal (P, K); returns (K,)."""
+    k = goal.shape[-1]
+    x = x.float()
+    norms = torch.linalg.vector_norm(x.unflatten(-1, (k, -1)), dim=-1).clamp(min=1e-6)
+    sims = (x @ blocks).unflatten(-1, (k, -1)) / norms.unsqueeze(-1)  # cosine: dot with a unit anchor / norm
+    return ((sims - goal.unsqueeze(-1)) ** 2).sum((0, 2))

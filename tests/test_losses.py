@@ -29,8 +29,8 @@ def reference(emb, target, settings, seed=0):
                 errs.append(((sim - goal) ** 2).mean())
             losses.append(torch.stack(errs).mean())
         if losses:
-            total += torch.stack(losses).mean()
-    return float(total)
+            total = total + torch.stack(losses).mean()
+    return total
 
 
 def random_case(b=3, k=3, d=4, h=12, w=10, seed=0, unlabeled=0.3):
@@ -47,7 +47,31 @@ def test_matches_loop_reference(mode, anchors, negative):
     emb, target = random_case()
     s = RelationSettings(mode, anchors_per_class=anchors, negative_target=negative)
     got = relation_loss(emb, target, s, generator=torch.Generator().manual_seed(0))
-    assert got.item() == pytest.approx(reference(emb, target, s), rel=1e-5)
+    assert got.item() == pytest.approx(float(reference(emb, target, s)), rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["intra", "inter"])
+@pytest.mark.parametrize("unlabeled", [0.0, 0.3])  # full masks (no gather), partly painted
+def test_gradient_matches_loop_reference(mode, unlabeled):
+    emb, target = random_case(unlabeled=unlabeled)
+    s = RelationSettings(mode, anchors_per_class=2)
+    fast, slow = emb.clone().requires_grad_(), emb.clone().requires_grad_()
+    relation_loss(fast, target, s, generator=torch.Generator().manual_seed(0)).backward()
+    reference(slow, target, s).backward()
+    torch.testing.assert_close(fast.grad, slow.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_anchors_are_drawn_uniformly_among_candidates():
+    candidates = torch.zeros(3, 50, dtype=torch.bool)
+    candidates[0, [3, 17, 40]] = True
+    candidates[1, 49] = True  # the last entry, the only one
+    drawn = _draw_anchors(candidates, 30000, torch.Generator().manual_seed(0))
+    assert drawn.shape == (3, 30000)
+    counts = torch.bincount(drawn[0], minlength=50)
+    assert set(counts.nonzero().flatten().tolist()) == {3, 17, 40}
+    assert counts[[3, 17, 40]].float().div(30000).sub(1 / 3).abs().max() < 0.02
+    assert (drawn[1] == 49).all()
+    assert len(drawn[2].unique()) == 50  # a row without candidates: any index, all reachable
 
 
 @pytest.mark.parametrize("unlabeled", [0.0, 0.98])  # full masks, scribbles
@@ -139,8 +163,8 @@ def test_inter_pairs_pixels_of_image_b_with_anchors_of_image_b_minus_1():
     # with identical images the pairing is invisible: inter equals intra for the same anchors
     a = relation_loss(twins_emb, twins_t, RelationSettings("intra"), generator=torch.Generator().manual_seed(0))
     b = relation_loss(twins_emb, twins_t, s_inter, generator=torch.Generator().manual_seed(0))
-    assert a.item() == pytest.approx(reference(twins_emb, twins_t, RelationSettings("intra")), rel=1e-5)
-    assert b.item() == pytest.approx(reference(twins_emb, twins_t, s_inter), rel=1e-5)
+    assert a.item() == pytest.approx(float(reference(twins_emb, twins_t, RelationSettings("intra"))), rel=1e-5)
+    assert b.item() == pytest.approx(float(reference(twins_emb, twins_t, s_inter)), rel=1e-5)
     with pytest.raises(ValueError, match="at least 2"):
         relation_loss(emb[:1], target[:1], s_inter)
 

@@ -138,12 +138,17 @@ def test_continue_training_and_teaching_mode(widget, viewer):
 
 def test_keep_best_shows_the_kept_weights_and_stars_them_on_the_curve(widget, viewer):
     widget.run_in_thread = False
-    # a jumpy validation score (this run without the warp: with it, its last evaluation happens to be its best)
-    widget.train_settings = {**TINY_TRAINING, "eval_every": 2, "lr": 0.05, "warp": False}
     widget.budget.value = 12
     assert widget.keep_best.value and widget._train_config().keep == "best"
-    widget.train()
-    assert widget.last_error == ""
+    # a jumpy validation score; whether a 12-step run's last evaluation is its best depends on the seed
+    for seed in range(5):
+        widget.train_settings = {**TINY_TRAINING, "eval_every": 2, "lr": 0.05, "warp": False, "seed": seed}
+        widget.train()
+        assert widget.last_error == ""
+        if "kept" in widget.segmenter.training:
+            break
+    else:
+        pytest.fail("in 5 seeds the last evaluation was always the best: nothing to keep")
     history = widget.segmenter.training["history"]
     kept = widget.segmenter.training["kept"]
     assert kept["val_iou"]["mIoU"] == max(h["val_iou"]["mIoU"] for h in history) > history[-1]["val_iou"]["mIoU"]
