@@ -37,7 +37,8 @@ Phase 9 ("minutes5-smoothness", eighth session): phase 7's CE with the pairwise 
 (smoothness.py) at weight 3, the weight chosen on the val tiles on a lent H200 at 1100 steps
 (relation_sweep.py, study "smoothness"). "minutes5-smoothness-seed1": the same with seed 1.
 "minutes5-painted10": the same CE with and without it at 10% painted (``RunSpec.painted``), subsets 0-1;
-"minutes5-painted10-more" subsets 2-4.
+"minutes5-painted10-more" subsets 2-4; "minutes5-painted25" 25% painted (just under auto's threshold),
+subsets 0-2.
 
 Phase 10 ("minutes5-relation-smoothness", ninth session): phase 7's within-image relation with the smoothness
 loss at weight 3, what auto gives when a user picks pixel relation with scribbles (the H200 measured only
@@ -47,7 +48,7 @@ weight 1 with relation).
                                                    minutes5-keep-best|minutes5-keep-best-seed1|
                                                    minutes5-warp|minutes5-warp-seed1|minutes5-ema|
                                                    minutes5-smoothness|minutes5-smoothness-seed1|
-                                                   minutes5-painted10|minutes5-painted10-more|
+                                                   minutes5-painted10|minutes5-painted10-more|minutes5-painted25|
                                                    minutes5-relation-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
@@ -113,9 +114,9 @@ def minutes5_smoothness(seed: int = 0, mode: str = "none") -> list[dict]:
     return [r for r in minutes5_keep_best(seed, warp=True, smoothness=3.0) if r["mode"] == mode]
 
 
-def minutes5_painted10(subsets=(0, 1)) -> list[dict]:
-    """Auto adds the smoothness loss up to 25% painted; this checks 10%, with and without it."""
-    return [{**r, "painted": 0.10, "train": {**r["train"], **extra}}
+def minutes5_painted(fraction: float, subsets) -> list[dict]:
+    """Auto adds the smoothness loss up to 25% painted; this checks a fraction, with and without it."""
+    return [{**r, "painted": fraction, "train": {**r["train"], **extra}}
             for r in minutes5_smoothness() if r["subset"] in subsets for extra in ({}, {"smoothness": 0.0})]
 
 
@@ -124,8 +125,9 @@ PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-
           "minutes5-keep-best-seed1": minutes5_keep_best_seed1, "minutes5-warp": minutes5_warp,
           "minutes5-warp-seed1": minutes5_warp_seed1, "minutes5-ema": minutes5_ema,
           "minutes5-smoothness": minutes5_smoothness, "minutes5-smoothness-seed1": lambda: minutes5_smoothness(1),
-          "minutes5-painted10": minutes5_painted10,
-          "minutes5-painted10-more": lambda: minutes5_painted10((2, 3, 4)),
+          "minutes5-painted10": lambda: minutes5_painted(0.10, (0, 1)),
+          "minutes5-painted10-more": lambda: minutes5_painted(0.10, (2, 3, 4)),
+          "minutes5-painted25": lambda: minutes5_painted(0.25, (0, 1, 2)),
           "minutes5-relation-smoothness": lambda: minutes5_smoothness(mode="intra")}
 
 

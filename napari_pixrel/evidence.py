@@ -15,7 +15,8 @@ LOSS_ADVICE = (
     "minutes keeping the weights best on validation (7 of 10). Warping the training patches (the default) "
     "lifts CE more, and with scribbles the two then tie (relation - CE -0.6 on validation, -0.8 on test, "
     "10 runs; 56.8 against 57.6). A smoothness loss that spreads the strokes to alike neighbours lifts CE "
-    "with scribbles to 63.2 (+5.6, 10 of 10 runs). 'auto' therefore trains cross-entropy, with that "
+    "with scribbles to 63.2 (+5.6, 10 of 10 runs); it lifts pixel relation less (59.2, 3.8 under CE with it, "
+    "5 runs). 'auto' therefore trains cross-entropy, with that "
     "smoothness loss for scribbles (under 25% painted), except for scribbles with the warp turned off, where "
     "it trains pixel relation with that decay."
 )
