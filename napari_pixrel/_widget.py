@@ -222,7 +222,7 @@ class PixrelWidget(QWidget):
         self.average.tooltip = ("evaluate, preview and keep a moving average of the trained weights: steadier than "
                                 "the last step's; measured on the EM benchmark in docs/relation-loss.md")
         self.spread = CheckBox(text="spread scribbles to alike neighbours", value=TrainConfig.smoothness != 0)
-        self.spread.tooltip = ("with sparse strokes (under a quarter of the pixels painted) add the smoothness "
+        self.spread.tooltip = ("with strokes or partial masks (under 95% of the pixels painted) add the smoothness "
                                "loss: nearby pixels that look alike are asked to share a class; measured on the "
                                "EM benchmark in docs/relation-loss.md. No effect with full masks")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")

@@ -13,7 +13,7 @@ import tifffile
 
 from .data import painted_planes
 from .evidence import LOSS_ADVICE
-from .loss_choice import AUTO, SPARSE_PAINTED, SPARSE_SMOOTHNESS
+from .loss_choice import AUTO, SMOOTHNESS_PAINTED, SMOOTHNESS_WEIGHT
 from .model import ModelConfig
 from .modelfile import load_model, save_model
 from .predict import predict
@@ -164,8 +164,8 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
                    "(e.g. 0.99: about the last 100 steps); 0 = the trained weights themselves")
     p.add_argument("--smoothness", type=weight_or_auto, default=TrainConfig.smoothness,
                    help="weight of a pairwise loss asking nearby pixels that look alike to get the same class, "
-                   "which spreads scribbles to the unpainted pixels (smoothness.py); 0 = off; auto = "
-                   f"{SPARSE_SMOOTHNESS:g} when under {SPARSE_PAINTED:.0%} of the pixels are painted, else off")
+                   "which spreads scribbles and partial masks to the unpainted pixels (smoothness.py); 0 = off; auto = "
+                   f"{SMOOTHNESS_WEIGHT:g} when under {SMOOTHNESS_PAINTED:.0%} of the pixels are painted, else off")
     p.add_argument("--quiet", action="store_true")
 
 

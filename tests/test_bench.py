@@ -2,6 +2,7 @@
 and the run names that keep results of different settings apart."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -83,7 +84,8 @@ def test_run_names_follow_every_setting():
 def test_painted_fraction_names_its_runs_and_leaves_older_names_alone():
     scribbles = bench.RunSpec(subset=0, labels="scribbles", steps=10)
     assert "painted" not in scribbles.to_dict() and scribbles.scribbles == bench.SCRIBBLE_FRACTION
-    committed = [p for p in (bench.REPO / "benchmarks/results").glob("*/*.json") if not p.name.startswith("cost-")]
+    committed = [p for p in (bench.REPO / "benchmarks/results").glob("*/*.json")  # run files, not cost or others
+                 if re.search(r"-seed\d+-[0-9a-f]{8}$", p.stem)]
     assert len(committed) > 100
     for path in committed:  # result files written before `painted` existed are still found on rerun
         assert bench.RunSpec.from_dict(json.loads(path.read_text())["spec"]).name == path.stem

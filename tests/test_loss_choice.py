@@ -1,5 +1,5 @@
 """The "auto" loss, schedule and smoothness: pixel relation with a cosine decay for scribbles trained without
-the warp, cross-entropy otherwise; the smoothness loss for scribbles."""
+the warp, cross-entropy otherwise; the smoothness loss wherever pixels are left unpainted."""
 
 from dataclasses import replace
 
@@ -8,7 +8,13 @@ import pytest
 from conftest import TINY
 
 from napari_pixrel.data import Plane, painted_planes
-from napari_pixrel.loss_choice import SPARSE_PAINTED, SPARSE_SMOOTHNESS, choose_loss, painted_fraction
+from napari_pixrel.loss_choice import (
+    SMOOTHNESS_PAINTED,
+    SMOOTHNESS_WEIGHT,
+    SPARSE_PAINTED,
+    choose_loss,
+    painted_fraction,
+)
 from napari_pixrel.sample_data import CLASS_NAMES
 from napari_pixrel.trainer import TrainConfig, Trainer
 
@@ -30,7 +36,7 @@ def test_painted_fraction_counts_labelled_pixels_over_all_planes():
 def test_without_the_warp_auto_picks_relation_with_cosine_below_the_threshold_and_ce_above():
     n_sparse = int(SPARSE_PAINTED * 100) - 1
     settings, sentence = choose_loss(NO_WARP, [plane(n_sparse)])
-    assert settings == {"loss": "intra", "schedule": "cosine", "smoothness": SPARSE_SMOOTHNESS}
+    assert settings == {"loss": "intra", "schedule": "cosine", "smoothness": SMOOTHNESS_WEIGHT}
     assert "pixel relation" in sentence and "600 steps" in sentence and f"{n_sparse}.0%" in sentence
     settings, sentence = choose_loss(NO_WARP, [plane(100)])
     assert settings == {"loss": "none", "schedule": "constant", "smoothness": 0.0} and "cross-entropy" in sentence
@@ -40,9 +46,9 @@ def test_without_the_warp_auto_picks_relation_with_cosine_below_the_threshold_an
 def test_with_the_warp_auto_picks_ce_for_scribbles_too():
     assert TrainConfig().warp
     settings, sentence = choose_loss(TrainConfig(steps=600), [plane(2)])
-    assert settings == {"loss": "none", "schedule": "constant", "smoothness": SPARSE_SMOOTHNESS}
+    assert settings == {"loss": "none", "schedule": "constant", "smoothness": SMOOTHNESS_WEIGHT}
     assert "cross-entropy" in sentence and "warp" in sentence and "2.0%" in sentence
-    assert f"auto smoothness {SPARSE_SMOOTHNESS:g}" in sentence
+    assert f"auto smoothness {SMOOTHNESS_WEIGHT:g}" in sentence
 
 
 @pytest.mark.parametrize("steps, minutes, words", [(None, 1.5, "over 1.5 minutes"),
@@ -59,11 +65,20 @@ def test_a_given_loss_is_kept_and_only_the_auto_schedule_follows_it(loss, schedu
 
 
 @pytest.mark.parametrize("loss", ["none", "intra"])
-def test_auto_smoothness_is_on_for_scribbles_whatever_the_loss_and_off_for_masks(loss):
+@pytest.mark.parametrize("painted", [3, 50, int(SMOOTHNESS_PAINTED * 100) - 1])
+def test_auto_smoothness_is_on_wherever_pixels_are_unpainted_whatever_the_loss_and_off_for_masks(loss, painted):
     cfg = TrainConfig(loss=loss, schedule="constant")
-    settings, sentence = choose_loss(cfg, [plane(3)])
-    assert settings == {"smoothness": SPARSE_SMOOTHNESS} and sentence.startswith("auto smoothness")
+    settings, sentence = choose_loss(cfg, [plane(painted)])
+    assert settings == {"smoothness": SMOOTHNESS_WEIGHT} and sentence.startswith("auto smoothness")
+    assert "unpainted pixels" in sentence
+    assert choose_loss(cfg, [plane(int(SMOOTHNESS_PAINTED * 100))]) == ({"smoothness": 0.0}, "")
     assert choose_loss(cfg, [plane(100)]) == ({"smoothness": 0.0}, "")
+
+
+def test_half_painted_trains_ce_with_the_smoothness_loss():
+    settings, sentence = choose_loss(NO_WARP, [plane(50)])
+    assert settings == {"loss": "none", "schedule": "constant", "smoothness": SMOOTHNESS_WEIGHT}
+    assert "cross-entropy (50% of the training pixels" in sentence and "auto smoothness" in sentence
 
 
 def test_auto_is_the_default_and_validates():
@@ -84,7 +99,7 @@ def test_trainer_resolves_auto_from_the_painted_labels_and_the_warp(sample, kind
     planes = [p for i in (0, 1) for p in painted_planes(images[i], arrays[i])]
     trainer = Trainer(planes, replace(FAST, warp=warp), model=TINY, class_names=list(CLASS_NAMES))
     assert (trainer.config.loss, trainer.config.schedule) == (mode, schedule)
-    assert trainer.config.smoothness == (SPARSE_SMOOTHNESS if kind == 2 else 0.0)
+    assert trainer.config.smoothness == (SMOOTHNESS_WEIGHT if kind == 2 else 0.0)
     reports = list(trainer.run())
     assert reports[0].message == trainer.loss_choice and not reports[1].message
     assert (reports[-1].relation > 0) == (mode == "intra")

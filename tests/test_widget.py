@@ -10,7 +10,7 @@ from qtpy.QtCore import QThreadPool
 
 from napari_pixrel._sample_data import few_shot_sample
 from napari_pixrel._widget import LOSSES, OUTPUT_KEY, PREDICTION, UNCERTAINTY, PixrelWidget, output_names
-from napari_pixrel.loss_choice import SPARSE_SMOOTHNESS
+from napari_pixrel.loss_choice import SMOOTHNESS_WEIGHT
 from napari_pixrel.trainer import EMA_DECAY, TrainConfig
 
 TINY_NET = {"decoder_channels": (32, 16, 16, 8, 8)}
@@ -229,5 +229,5 @@ def test_default_loss_is_auto_relation_for_scribbles_without_the_warp_and_ce_oth
     assert (trained["scribbles", True]["loss"], trained["scribbles", True]["schedule"]) == ("none", "constant")
     assert (trained["ground truth", False]["loss"], trained["ground truth", False]["schedule"]) == ("none", "constant")
     assert trained["scribbles", False]["relation_weight"] == widget.relation_weight.value == TrainConfig.relation_weight
-    assert trained["scribbles", True]["smoothness"] == SPARSE_SMOOTHNESS == trained["scribbles", False]["smoothness"]
+    assert trained["scribbles", True]["smoothness"] == SMOOTHNESS_WEIGHT == trained["scribbles", False]["smoothness"]
     assert trained["ground truth", False]["smoothness"] == 0.0

@@ -1,0 +1,100 @@
+"""Would a lighter network train faster per step on this CPU? (issue 4: "a lighter default model if it
+learns as well")
+
+Times the product's Trainer (cross-entropy, batch 4 of 256 x 256, bf16 autocast, the warp on) for a few
+ModelConfigs, their steps interleaved one by one so that they see the same machine conditions, and counts
+each network's forward FLOPs (torch.utils.flop_counter). A network that is not faster per step cannot fit
+more steps into a minutes budget, so only the faster ones are worth a quality run
+(``RunSpec.model`` in a specs file). Writes a JSON file of medians.
+
+    .venv/bin/python benchmarks/light_model.py [--steps 10] [--out benchmarks/results/cpu/light-model.json]
+
+``--specs PATH`` instead writes the quality runs of the halved decoder: the product's scribble defaults
+(cpu_scribbles.py phase "minutes5-smoothness", pairs with ``scribbles-s*-none-seed0-356ab1a5.json``) and CE
+with full masks (cpu_warp.py phase "full", pairs with ``full-s*-none-seed0-3a3f4bce.json``), subset by subset:
+
+    .venv/bin/python benchmarks/light_model.py --specs specs.json
+    pixrel bench --specs specs.json --out benchmarks/results/cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from cpu_scribbles import minutes5_smoothness
+from cpu_warp import full
+from torch.utils.flop_counter import FlopCounterMode
+
+from napari_pixrel.bench import data_path, environment, load_data
+from napari_pixrel.model import ModelConfig
+from napari_pixrel.trainer import TrainConfig, Trainer
+
+WARMUP = 3
+HALVED = (128, 64, 32, 16, 16)
+CANDIDATES = {  # name: ModelConfig overrides
+    "resnet18 (default)": {},
+    "resnet18, decoder halved": {"decoder_channels": HALVED},
+    "resnet18, decoder quartered": {"decoder_channels": (64, 32, 16, 16, 16)},
+    "mobilenet_v2": {"encoder": "mobilenet_v2"},
+}
+
+
+def quality_specs() -> list[dict]:
+    scribbles = minutes5_smoothness()
+    full_masks = [r for r in full() if r["mode"] == "none"]
+    return [{**r, "model": {"decoder_channels": list(HALVED)}} for pair in zip(scribbles, full_masks) for r in pair]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cpu" / "light-model.json"))
+    parser.add_argument("--specs", help="write the quality runs' specs here instead of timing")
+    args = parser.parse_args()
+    if args.specs:
+        Path(args.specs).write_text(json.dumps(quality_specs(), indent=1))
+        print(f"{len(quality_specs())} runs written to {args.specs}")
+        return
+    start = time.perf_counter()
+    data = load_data(str(data_path(None)))
+    names, planes = data.class_names, data.planes(data.train_ids(0))
+    config = TrainConfig(loss="none", steps=WARMUP + args.steps, eval_every=0, keep="last")
+    trainers = {name: Trainer(planes, config, ModelConfig(n_classes=len(names), **overrides), class_names=names)
+                for name, overrides in CANDIDATES.items()}
+    runs = {name: t.run() for name, t in trainers.items()}
+    times, elapsed = {name: [] for name in runs}, dict.fromkeys(runs, 0.0)
+    for _ in range(WARMUP + args.steps):
+        for name, run in runs.items():
+            report = next(run)
+            times[name].append(report.elapsed - elapsed[name])
+            elapsed[name] = report.elapsed
+    x = torch.randn(config.batch_size, 1, config.patch_size, config.patch_size)
+    rows = {}
+    for name, trainer in trainers.items():
+        net = trainer.segmenter.net.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(x)
+        step = statistics.median(times[name][WARMUP:])
+        rows[name] = {"model": CANDIDATES[name], "step_seconds": step,
+                      "forward_gflop_per_batch": counter.get_total_flops() / 1e9,
+                      "parameters_m": sum(p.numel() for p in net.parameters()) / 1e6,
+                      "step_seconds_all": times[name]}
+    default = rows["resnet18 (default)"]["step_seconds"]
+    for row in rows.values():
+        row["step_vs_default"] = row["step_seconds"] / default
+    result = {**environment(trainers["resnet18 (default)"].device), "warmup_steps": WARMUP,
+              "timed_steps": args.steps, "candidates": rows, "wall_seconds": time.perf_counter() - start}
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    for name, row in rows.items():
+        print(f"{name:30s} {row['step_seconds']:.3f} s/step (x{row['step_vs_default']:.2f}), "
+              f"{row['forward_gflop_per_batch']:.1f} GFLOP fwd, {row['parameters_m']:.1f} M params")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
