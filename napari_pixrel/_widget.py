@@ -32,7 +32,7 @@ from ._plots import StudyPlot, TrainingPlot
 from ._throttle import Throttle
 from .data import as_planes, painted_indices, painted_planes, split_labels
 from .evidence import LOSS_ADVICE
-from .loss_choice import AUTO
+from .loss_choice import AUTO, SMOOTHNESS_PAINTED
 from .model import ModelConfig, Segmenter
 from .predict import iter_predict, labels_dtype, uncertainty
 from .study import Study
@@ -222,9 +222,9 @@ class PixrelWidget(QWidget):
         self.average.tooltip = ("evaluate, preview and keep a moving average of the trained weights: steadier than "
                                 "the last step's; measured on the EM benchmark in docs/relation-loss.md")
         self.spread = CheckBox(text="spread scribbles to alike neighbours", value=TrainConfig.smoothness != 0)
-        self.spread.tooltip = ("with strokes or partial masks (under 95% of the pixels painted) add the smoothness "
-                               "loss: nearby pixels that look alike are asked to share a class; measured on the "
-                               "EM benchmark in docs/relation-loss.md. No effect with full masks")
+        self.spread.tooltip = (f"with strokes or partial masks (under {SMOOTHNESS_PAINTED:.0%} of the pixels "
+                               "painted) add the smoothness loss: nearby pixels that look alike are asked to share "
+                               "a class; measured on the EM benchmark in docs/relation-loss.md. Off with full masks")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
         self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "
