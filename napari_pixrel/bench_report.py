@@ -9,6 +9,7 @@ defaults are). IoU is stored as a fraction and shown in percent.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,11 +120,19 @@ class Group:
         return sorted(out)
 
 
+def is_run_file(path: Path) -> bool:
+    """Whether ``path`` is named like a run's result file: RunSpec.name, "...-seed<N>-<8 hex digits>"."""
+    return path.suffix == ".json" and re.search(r"-seed\d+-[0-9a-f]{8}$", path.stem) is not None
+
+
 def load(out_dir: Path) -> tuple[list[Group], list[dict]]:
-    """The folder's run results, grouped, and its step-cost results."""
+    """The folder's run results, grouped, and its step-cost results; other JSON files (a benchmark script's own
+    results) are left out."""
     groups: dict[tuple, Group] = {}
     costs = []
     for path in sorted(out_dir.glob("*.json")):
+        if not (path.name.startswith("cost-") or is_run_file(path)):
+            continue
         result = json.loads(path.read_text())
         if path.name.startswith("cost-"):
             costs.append(result)

@@ -2,7 +2,6 @@
 and the run names that keep results of different settings apart."""
 
 import json
-import re
 
 import pytest
 import torch
@@ -84,8 +83,7 @@ def test_run_names_follow_every_setting():
 def test_painted_fraction_names_its_runs_and_leaves_older_names_alone():
     scribbles = bench.RunSpec(subset=0, labels="scribbles", steps=10)
     assert "painted" not in scribbles.to_dict() and scribbles.scribbles == bench.SCRIBBLE_FRACTION
-    committed = [p for p in (bench.REPO / "benchmarks/results").glob("*/*.json")  # run files, not cost or others
-                 if re.search(r"-seed\d+-[0-9a-f]{8}$", p.stem)]
+    committed = [p for p in (bench.REPO / "benchmarks/results").glob("*/*.json") if bench.bench_report.is_run_file(p)]
     assert len(committed) > 100
     for path in committed:  # result files written before `painted` existed are still found on rerun
         assert bench.RunSpec.from_dict(json.loads(path.read_text())["spec"]).name == path.stem
@@ -138,6 +136,7 @@ def test_report_tables_plot_and_pairing(tmp_path):
               for s in range(3) for i, m in enumerate(("none", "intra"))]
     for spec, miou in specs:
         bench.write_json(tmp_path / f"{spec.name}.json", _fake_result(spec, miou))
+    bench.write_json(tmp_path / "light-model.json", {"candidates": {}})  # a script's own file is left out
     text = bench.bench_report.report(tmp_path).read_text()
     assert (tmp_path / "learning_speed.png").stat().st_size > 10_000
     assert "| **mIoU** | 56.78 | 63.41 | 64.20 | 55.0 ± 0.0 | 61.0 ± 0.9 | 63.0 ± 0.9 | 65.0 ± 0.9 |" in text
