@@ -39,7 +39,8 @@ Phase 9 ("minutes5-smoothness", eighth session): phase 7's CE with the pairwise 
 "minutes5-painted10": the same CE with and without it at 10% painted (``RunSpec.painted``), subsets 0-1;
 "minutes5-painted10-more" subsets 2-4; "minutes5-painted25" 25% painted (just under auto's threshold),
 subsets 0-2; "minutes5-painted50" 50% painted (where auto leaves it off), subsets 0-1.
-"minutes5-painted75-90" (tenth session): 75% and 90% painted, subsets 0-1, to place auto's threshold.
+"minutes5-painted75-90" (tenth session): 75% and 90% painted, subsets 0-1, to place auto's threshold;
+"minutes5-painted90-s2" 90% on subset 2 (the fraction nearest the threshold).
 
 Phase 10 ("minutes5-relation-smoothness", ninth session): phase 7's within-image relation with the smoothness
 loss at weight 3, what auto gives when a user picks pixel relation with scribbles (the H200 measured only
@@ -50,7 +51,7 @@ weight 1 with relation).
                                                    minutes5-warp|minutes5-warp-seed1|minutes5-ema|
                                                    minutes5-smoothness|minutes5-smoothness-seed1|
                                                    minutes5-painted10|minutes5-painted10-more|minutes5-painted25|minutes5-painted50|
-                                                   minutes5-painted75-90|
+                                                   minutes5-painted75-90|minutes5-painted90-s2|
                                                    minutes5-relation-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
@@ -132,6 +133,7 @@ PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-
           "minutes5-painted25": lambda: minutes5_painted(0.25, (0, 1, 2)),
           "minutes5-painted50": lambda: minutes5_painted(0.50, (0, 1)),
           "minutes5-painted75-90": lambda: [r for s in (0, 1) for f in (0.75, 0.90) for r in minutes5_painted(f, (s,))],
+          "minutes5-painted90-s2": lambda: minutes5_painted(0.90, (2,)),
           "minutes5-relation-smoothness": lambda: minutes5_smoothness(mode="intra")}
 
 
