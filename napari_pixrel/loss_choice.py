@@ -51,7 +51,7 @@ def choose_loss(config, planes: list[Plane]) -> tuple[dict, str]:
     chosen, loss, sentences = {}, config.loss, []
     fraction = painted_fraction(planes)
     sparse = fraction < SPARSE_PAINTED
-    painted = f"{fraction:.1%}" if sparse else f"{fraction:.0%}"
+    painted = f"{fraction:.1%}" if fraction < SMOOTHNESS_PAINTED else f"{fraction:.0%}"  # 94.6%, not 95%
     if loss == AUTO:
         loss = chosen["loss"] = "intra" if sparse and not config.warp else "none"
         if loss == "intra":

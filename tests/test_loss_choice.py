@@ -78,7 +78,7 @@ def test_auto_smoothness_is_on_wherever_pixels_are_unpainted_whatever_the_loss_a
 def test_half_painted_trains_ce_with_the_smoothness_loss():
     settings, sentence = choose_loss(NO_WARP, [plane(50)])
     assert settings == {"loss": "none", "schedule": "constant", "smoothness": SMOOTHNESS_WEIGHT}
-    assert "cross-entropy (50% of the training pixels" in sentence and "auto smoothness" in sentence
+    assert "cross-entropy (50.0% of the training pixels" in sentence and "(50.0% painted)" in sentence
 
 
 def test_auto_is_the_default_and_validates():
