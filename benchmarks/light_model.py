@@ -30,7 +30,7 @@ from cpu_scribbles import minutes5_smoothness
 from cpu_warp import full
 from torch.utils.flop_counter import FlopCounterMode
 
-from napari_pixrel.bench import data_path, environment, load_data
+from napari_pixrel.bench import data_path, environment, interleaved_step_times, load_data
 from napari_pixrel.model import ModelConfig
 from napari_pixrel.trainer import TrainConfig, Trainer
 
@@ -66,13 +66,7 @@ def main() -> None:
     config = TrainConfig(loss="none", steps=WARMUP + args.steps, eval_every=0, keep="last")
     trainers = {name: Trainer(planes, config, ModelConfig(n_classes=len(names), **overrides), class_names=names)
                 for name, overrides in CANDIDATES.items()}
-    runs = {name: t.run() for name, t in trainers.items()}
-    times, elapsed = {name: [] for name in runs}, dict.fromkeys(runs, 0.0)
-    for _ in range(WARMUP + args.steps):
-        for name, run in runs.items():
-            report = next(run)
-            times[name].append(report.elapsed - elapsed[name])
-            elapsed[name] = report.elapsed
+    times, _ = interleaved_step_times(trainers, WARMUP + args.steps)
     x = torch.randn(config.batch_size, 1, config.patch_size, config.patch_size)
     rows = {}
     for name, trainer in trainers.items():

@@ -503,15 +503,22 @@ def cost_path(out_dir) -> Path:
 
 
 def _step_times(train: list[Plane], names: list[str], model: ModelConfig, steps: int):
-    """Seconds of every training step of each loss mode, the modes interleaved step by step so that they
-    see the same machine conditions; also the peak CUDA memory of each mode and the trainers."""
+    """Seconds of every training step of each loss mode (interleaved_step_times); also the peak CUDA memory
+    of each mode and the trainers."""
     trainers = {m: Trainer(train, TrainConfig(loss=m, steps=steps, eval_every=0), model, class_names=names)
                 for m in MODES}
-    device = trainers["none"].device
-    runs = {m: t.run() for m, t in trainers.items()}
-    times = {m: [] for m in MODES}
-    elapsed = dict.fromkeys(MODES, 0.0)
-    peak_cuda = dict.fromkeys(MODES, 0)
+    times, peak_cuda = interleaved_step_times(trainers, steps)
+    return times, peak_cuda, trainers
+
+
+def interleaved_step_times(trainers: dict, steps: int) -> tuple[dict, dict]:
+    """Seconds of every training step of each trainer, run step by step in turn so that they see the same
+    machine conditions, and each one's peak CUDA memory; the trainers are run to their end."""
+    device = next(iter(trainers.values())).device
+    runs = {k: t.run() for k, t in trainers.items()}
+    times = {k: [] for k in runs}
+    elapsed = dict.fromkeys(runs, 0.0)
+    peak_cuda = dict.fromkeys(runs, 0)
     for _ in range(steps):
         for m, run in runs.items():
             if device.type == "cuda":
@@ -524,7 +531,7 @@ def _step_times(train: list[Plane], names: list[str], model: ModelConfig, steps:
     for run in runs.values():
         for _ in run:
             pass
-    return times, peak_cuda, trainers
+    return times, peak_cuda
 
 
 def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, command: str = "") -> dict:

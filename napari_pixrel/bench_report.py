@@ -131,12 +131,12 @@ def load(out_dir: Path) -> tuple[list[Group], list[dict]]:
     groups: dict[tuple, Group] = {}
     costs = []
     for path in sorted(out_dir.glob("*.json")):
-        if not (path.name.startswith("cost-") or is_run_file(path)):
+        if path.name.startswith("cost-"):
+            costs.append(json.loads(path.read_text()))
+            continue
+        if not is_run_file(path):
             continue
         result = json.loads(path.read_text())
-        if path.name.startswith("cost-"):
-            costs.append(result)
-            continue
         spec = {k: v for k, v in result["spec"].items() if k not in ("subset", "seed")}
         device = device_label(result["device"])
         key = (device, result["spec"]["subset"] == "all", json.dumps(spec, sort_keys=True))
