@@ -41,6 +41,9 @@ Phase 9 ("minutes5-smoothness", eighth session): phase 7's CE with the pairwise 
 subsets 0-2; "minutes5-painted50" 50% painted (where auto leaves it off), subsets 0-1.
 "minutes5-painted75-90" (tenth session): 75% and 90% painted, subsets 0-1, to place auto's threshold;
 "minutes5-painted90-s2" 90% on subset 2 (the fraction nearest the threshold).
+"minutes5-patches" (eleventh session): the same pairs with the other way of painting part of an image, whole
+64 x 64 squares painted completely (``labels="patches"``), at 50% and 25% of the pixels, subsets 0-2: auto
+turns the loss on there too, and these unpainted pixels are whole regions, not only the boundaries.
 
 Phase 10 ("minutes5-relation-smoothness", ninth session): phase 7's within-image relation with the smoothness
 loss at weight 3, what auto gives when a user picks pixel relation with scribbles (the H200 measured only
@@ -51,7 +54,7 @@ weight 1 with relation).
                                                    minutes5-warp|minutes5-warp-seed1|minutes5-ema|
                                                    minutes5-smoothness|minutes5-smoothness-seed1|
                                                    minutes5-painted10|minutes5-painted10-more|minutes5-painted25|minutes5-painted50|
-                                                   minutes5-painted75-90|minutes5-painted90-s2|
+                                                   minutes5-painted75-90|minutes5-painted90-s2|minutes5-patches|
                                                    minutes5-relation-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
@@ -123,6 +126,11 @@ def minutes5_painted(fraction: float, subsets) -> list[dict]:
             for r in minutes5_smoothness() if r["subset"] in subsets for extra in ({}, {"smoothness": 0.0})]
 
 
+def minutes5_patches() -> list[dict]:
+    """Pairs with and without the smoothness loss on fully painted squares."""
+    return [{**r, "labels": "patches"} for s in (0, 1, 2) for f in (0.5, 0.25) for r in minutes5_painted(f, (s,))]
+
+
 PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
           "minutes5-cosine-seed1": minutes5_cosine_seed1, "minutes5-keep-best": minutes5_keep_best,
           "minutes5-keep-best-seed1": minutes5_keep_best_seed1, "minutes5-warp": minutes5_warp,
@@ -134,6 +142,7 @@ PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-
           "minutes5-painted50": lambda: minutes5_painted(0.50, (0, 1)),
           "minutes5-painted75-90": lambda: [r for s in (0, 1) for f in (0.75, 0.90) for r in minutes5_painted(f, (s,))],
           "minutes5-painted90-s2": lambda: minutes5_painted(0.90, (2,)),
+          "minutes5-patches": minutes5_patches,
           "minutes5-relation-smoothness": lambda: minutes5_smoothness(mode="intra")}
 
 

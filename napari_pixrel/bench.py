@@ -37,16 +37,17 @@ from .losses import MODES, RelationSettings, relation_loss
 from .metrics import iou_table
 from .model import ModelConfig, Segmenter
 from .predict import predict, predict_plane
-from .scribbles import make_scribbles
+from .scribbles import make_patches, make_scribbles
 from .trainer import TrainConfig, Trainer, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/drosophila_vnc"
 DEFAULT_OUT = REPO / "benchmarks/results"
-LABEL_KINDS = ("full", "scribbles")
+LABEL_KINDS = ("full", "scribbles", "patches")
 RUN_MODES = MODES + ("forest",)
 PARTS = ("table", "scribbles", "forest", "cost", "ceiling", "all")
 SCRIBBLE_FRACTION = 0.02
+PATCH_FRACTION = 0.5
 DEFAULT_MINUTES = 5.0
 CEILING_MINUTES = 10.0
 EVAL_SCHEDULE = (15, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2400, 3600)
@@ -91,20 +92,21 @@ class BenchData:
         t = self.tile
         return array[s, r * t:(r + 1) * t, c * t:(c + 1) * t]
 
-    def planes(self, tile_ids, scribbles: float | None = None) -> list[Plane]:
-        """Tiles as Planes (image (T, T, 1) float32, labels + 1 = napari convention), with full masks or
-        with scribbles covering the fraction ``scribbles`` of each tile.
+    def planes(self, tile_ids, labels: str = "full", painted: float | None = None) -> list[Plane]:
+        """Tiles as Planes (image (T, T, 1) float32, labels + 1 = napari convention), with full masks, or
+        with scribbles or fully painted squares (``labels``) covering the fraction ``painted`` of each tile.
 
-        Scribbles are fixed per tile (seed = the tile's index in the train list), so every mode and
-        seed sees the same annotation, as if a person had painted it once.
+        The partial labels are fixed per tile (seed = the tile's index in the train list), so every mode
+        and seed sees the same annotation, as if a person had painted it once.
         """
+        partial = {"full": None, "scribbles": make_scribbles, "patches": make_patches}[labels]
         train_ids = self.split["tiles"]["train"]
         out = []
         for tid in tile_ids:
-            labels = self._cut(self.labels, tid).astype(np.int64) + 1
-            if scribbles:
-                labels = make_scribbles(labels, scribbles, seed=train_ids.index(tid))
-            out.append(Plane(self._cut(self.images, tid)[..., None].astype(np.float32), labels))
+            mask = self._cut(self.labels, tid).astype(np.int64) + 1
+            if partial:
+                mask = partial(mask, painted, seed=train_ids.index(tid))
+            out.append(Plane(self._cut(self.images, tid)[..., None].astype(np.float32), mask))
         return out
 
     def train_ids(self, subset: int | str) -> list[str]:
@@ -148,8 +150,9 @@ def _typed(overrides: dict, defaults) -> dict:
 class RunSpec:
     """One benchmark run. ``train``/``model`` override TrainConfig/ModelConfig fields (for mode
     "forest", ``train`` overrides FOREST_DEFAULTS); None tile counts mean the whole split. ``painted``
-    is the scribbles' share of the pixels when it is not SCRIBBLE_FRACTION (left out of the name and the
-    result file otherwise, so runs written before it existed keep their names)."""
+    is the share of the pixels that scribbles or patches cover when it is not their default
+    (SCRIBBLE_FRACTION, PATCH_FRACTION; left out of the name and the result file otherwise, so runs
+    written before it existed keep their names)."""
 
     subset: int | str
     labels: str = "full"
@@ -172,8 +175,8 @@ class RunSpec:
             raise ValueError(f"labels {self.labels!r} is not one of {LABEL_KINDS}")
         if self.mode not in RUN_MODES:
             raise ValueError(f"mode {self.mode!r} is not one of {RUN_MODES}")
-        if self.painted is not None and not (self.labels == "scribbles" and 0 < self.painted < 1):
-            raise ValueError(f"painted={self.painted!r}: a fraction between 0 and 1, for scribbles only")
+        if self.painted is not None and not (self.labels != "full" and 0 < self.painted < 1):
+            raise ValueError(f"painted={self.painted!r}: a fraction between 0 and 1, for partial labels only")
         set_ = object.__setattr__
         set_(self, "minutes", None if self.minutes is None else float(self.minutes))
         set_(self, "eval_seconds", tuple(sorted(float(s) for s in self.eval_seconds)))
@@ -206,9 +209,10 @@ class RunSpec:
         return d
 
     @property
-    def scribbles(self) -> float | None:
+    def painted_fraction(self) -> float | None:
         """The painted fraction to train on, None for full masks."""
-        return (self.painted or SCRIBBLE_FRACTION) if self.labels == "scribbles" else None
+        default = {"full": None, "scribbles": SCRIBBLE_FRACTION, "patches": PATCH_FRACTION}[self.labels]
+        return self.painted or default
 
     @classmethod
     def from_dict(cls, d: dict) -> RunSpec:
@@ -362,7 +366,7 @@ def _run_net(spec: RunSpec, data: BenchData) -> dict:
     """Train with the product's Trainer; evaluate val and test at the eval points (off the clock). With
     ``eval_every`` the trainer also scores the val tiles itself (and, with keep="best", ends on the best)."""
     names = data.class_names
-    train = data.planes(data.train_ids(spec.subset), spec.scribbles)
+    train = data.planes(data.train_ids(spec.subset), spec.labels, spec.painted_fraction)
     val = data.planes(data.eval_ids("val", spec.val_tiles))
     test = data.planes(data.eval_ids("test", spec.test_tiles))
     model = ModelConfig(n_classes=len(names), **spec.model)
@@ -422,7 +426,7 @@ def _run_forest(spec: RunSpec, data: BenchData) -> dict:
     from sklearn.ensemble import RandomForestClassifier
 
     settings, names = {**FOREST_DEFAULTS, **spec.train}, data.class_names
-    train = data.planes(data.train_ids(spec.subset), spec.scribbles)
+    train = data.planes(data.train_ids(spec.subset), spec.labels, spec.painted_fraction)
     t0 = time.perf_counter()
     features = [forest_features(p.image, settings) for p in train]
     x = np.concatenate([f[p.labels > 0] for f, p in zip(features, train, strict=True)])
@@ -548,7 +552,8 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
         torch.set_num_threads(_THREADS)
     times, peak_cuda, trainers = _step_times(train, names, model, warmup + steps)
     step = {m: statistics.median(t[warmup:]) for m, t in times.items()}
-    scribbles, _, _ = _step_times(data.planes(data.train_ids(0), SCRIBBLE_FRACTION), names, model, warmup + steps)
+    scribbled = data.planes(data.train_ids(0), "scribbles", SCRIBBLE_FRACTION)
+    scribbles, _, _ = _step_times(scribbled, names, model, warmup + steps)
     step_scribbles = {m: statistics.median(t[warmup:]) for m, t in scribbles.items()}
     device, config = trainers["none"].device, trainers["none"].config
 
@@ -647,7 +652,7 @@ def plan(args) -> tuple[list[RunSpec], bool]:
                               **evals, **tiles) for s in args.subsets for seed in args.seeds for m in MODES]
     if "forest" in parts:
         specs += [RunSpec(subset=s, labels=labels, mode="forest", seed=seed, **tiles)
-                  for labels in LABEL_KINDS for s in args.subsets for seed in args.seeds]
+                  for labels in ("full", "scribbles") for s in args.subsets for seed in args.seeds]
     if "ceiling" in parts:
         specs.append(RunSpec(subset="all", mode="none", seed=args.seeds[0], minutes=args.ceiling_minutes,
                              eval_seconds=eval_schedule(args.ceiling_minutes), **tiles))

@@ -1,9 +1,10 @@
-"""Synthetic scribble annotations derived from full label maps.
+"""Synthetic partial annotations derived from full label maps: the two ways a person paints in napari.
 
-The benchmark and the shipped sample data must simulate the *same* sparse
-annotation a person paints in napari, so both call this one generator:
-thin brush strokes along the medial lines of each class region, with a
-roughly equal pixel budget per class so that small classes are not starved.
+Scribbles: the benchmark and the shipped sample data must simulate the *same* sparse
+annotation, so both call this one generator: thin brush strokes along the medial lines of each class
+region, with a roughly equal pixel budget per class so that small classes are not starved.
+Patches: some squares of each image painted completely (every pixel, boundaries included) and the rest
+left blank, the other common way to annotate part of an image.
 """
 
 from __future__ import annotations
@@ -109,3 +110,30 @@ def _skeleton_piece(skeleton, y, x, radius) -> np.ndarray:
     piece = np.zeros_like(skeleton)
     piece[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = components == components[y - y0, x - x0]
     return piece
+
+
+def make_patches(labels: np.ndarray, fraction: float = 0.5, seed: int = 0, size: int = 64) -> np.ndarray:
+    """Keep ``labels`` (napari convention, 0 = unlabeled) inside randomly chosen squares of a ``size`` grid
+    until about ``fraction`` of each plane is painted; the rest becomes 0.
+
+    ``labels`` is a 2D plane or an (N, H, W) stack; plane i draws its squares with
+    ``default_rng([seed, i])``, as in ``make_scribbles``. At least one square is painted.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return _patch_plane(labels, fraction, np.random.default_rng([seed, 0]), size)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be 2D or a 3D stack, got shape {labels.shape}")
+    return np.stack([_patch_plane(plane, fraction, np.random.default_rng([seed, i]), size)
+                     for i, plane in enumerate(labels)])
+
+
+def _patch_plane(labels: np.ndarray, fraction: float, rng: np.random.Generator, size: int) -> np.ndarray:
+    keep = np.zeros(labels.shape, dtype=bool)
+    cells = [(y, x) for y in range(0, labels.shape[0], size) for x in range(0, labels.shape[1], size)]
+    for k in rng.permutation(len(cells)):
+        y, x = cells[k]
+        keep[y:y + size, x:x + size] = True
+        if keep.mean() >= fraction - 0.5 * size * size / labels.size:  # nearest whole square
+            break
+    return np.where(keep, labels, 0).astype(labels.dtype)

@@ -82,15 +82,19 @@ def test_run_names_follow_every_setting():
 
 def test_painted_fraction_names_its_runs_and_leaves_older_names_alone():
     scribbles = bench.RunSpec(subset=0, labels="scribbles", steps=10)
-    assert "painted" not in scribbles.to_dict() and scribbles.scribbles == bench.SCRIBBLE_FRACTION
+    assert "painted" not in scribbles.to_dict() and scribbles.painted_fraction == bench.SCRIBBLE_FRACTION
     committed = [p for p in (bench.REPO / "benchmarks/results").glob("*/*.json") if bench.bench_report.is_run_file(p)]
     assert len(committed) > 100
     for path in committed:  # result files written before `painted` existed are still found on rerun
         assert bench.RunSpec.from_dict(json.loads(path.read_text())["spec"]).name == path.stem
     denser = bench.RunSpec(subset=0, labels="scribbles", steps=10, painted=0.25)
-    assert denser.name != scribbles.name and denser.scribbles == 0.25
+    assert denser.name != scribbles.name and denser.painted_fraction == 0.25
     assert bench.RunSpec.from_dict(denser.to_dict()) == denser
-    assert bench.RunSpec(subset=0, steps=10).scribbles is None
+    assert bench.RunSpec(subset=0, steps=10).painted_fraction is None
+    patches = bench.RunSpec(subset=0, labels="patches", steps=10)
+    assert patches.painted_fraction == bench.PATCH_FRACTION and patches.name.startswith("patches-s0-")
+    with pytest.raises(ValueError, match="partial labels only"):
+        bench.RunSpec(subset=0, steps=10, painted=0.5)
 
 
 @pytest.mark.parametrize("bad", [

@@ -1,11 +1,11 @@
-"""Scribbles must look like sparse, thin, class-balanced painted strokes."""
+"""Scribbles must look like sparse, thin, class-balanced painted strokes; patches like fully painted squares."""
 
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
 from napari_pixrel.sample_data import make_em_like
-from napari_pixrel.scribbles import brush_width, make_scribbles
+from napari_pixrel.scribbles import brush_width, make_patches, make_scribbles
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +68,24 @@ def test_stack_planes_are_independent(labels):
     assert np.array_equal(stack[0], make_scribbles(labels[0], seed=5))
     with pytest.raises(ValueError):
         make_scribbles(labels[None])
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.75])
+def test_patches_paint_whole_grid_squares_up_to_the_fraction(fraction):
+    labels = make_em_like(2, 256, seed=3)[1]
+    patches = make_patches(labels, fraction, seed=4, size=32)
+    assert patches.shape == labels.shape and patches.dtype == labels.dtype
+    for lab, plane in zip(labels, patches, strict=True):
+        painted = plane > 0
+        assert abs(painted.mean() - fraction) <= 0.5 * 32 * 32 / plane.size
+        np.testing.assert_array_equal(plane[painted], lab[painted])
+        squares = painted.reshape(8, 32, 8, 32).transpose(0, 2, 1, 3).reshape(64, -1)
+        assert set(squares.mean(1)) <= {0.0, 1.0}  # each grid square all painted or all blank
+    assert np.array_equal(patches, make_patches(labels, fraction, seed=4, size=32))
+    assert not np.array_equal(patches, make_patches(labels, fraction, seed=5, size=32))
+    assert np.array_equal(patches[0], make_patches(labels[0], fraction, seed=4, size=32))
+
+
+def test_patches_paint_at_least_one_square_of_an_uneven_plane():
+    plane = make_patches(np.ones((50, 70), np.uint8), 0.001, size=64)
+    assert plane.any() and plane.sum() <= 50 * 64
