@@ -43,7 +43,8 @@ subsets 0-2; "minutes5-painted50" 50% painted (where auto leaves it off), subset
 "minutes5-painted90-s2" 90% on subset 2 (the fraction nearest the threshold).
 "minutes5-patches" (eleventh session): the same pairs with the other way of painting part of an image, whole
 64 x 64 squares painted completely (``labels="patches"``), at 50% and 25% of the pixels, subsets 0-2: auto
-turns the loss on there too, and these unpainted pixels are whole regions, not only the boundaries.
+turns the loss on there too, and these unpainted pixels are whole regions, not only the boundaries;
+"minutes5-patches-more" subsets 3-4.
 
 Phase 10 ("minutes5-relation-smoothness", ninth session): phase 7's within-image relation with the smoothness
 loss at weight 3, what auto gives when a user picks pixel relation with scribbles (the H200 measured only
@@ -55,6 +56,7 @@ weight 1 with relation).
                                                    minutes5-smoothness|minutes5-smoothness-seed1|
                                                    minutes5-painted10|minutes5-painted10-more|minutes5-painted25|minutes5-painted50|
                                                    minutes5-painted75-90|minutes5-painted90-s2|minutes5-patches|
+                                                   minutes5-patches-more|
                                                    minutes5-relation-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
@@ -126,9 +128,9 @@ def minutes5_painted(fraction: float, subsets) -> list[dict]:
             for r in minutes5_smoothness() if r["subset"] in subsets for extra in ({}, {"smoothness": 0.0})]
 
 
-def minutes5_patches() -> list[dict]:
+def minutes5_patches(subsets=(0, 1, 2)) -> list[dict]:
     """Pairs with and without the smoothness loss on fully painted squares."""
-    return [{**r, "labels": "patches"} for s in (0, 1, 2) for f in (0.5, 0.25) for r in minutes5_painted(f, (s,))]
+    return [{**r, "labels": "patches"} for s in subsets for f in (0.5, 0.25) for r in minutes5_painted(f, (s,))]
 
 
 PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
@@ -143,6 +145,7 @@ PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-
           "minutes5-painted75-90": lambda: [r for s in (0, 1) for f in (0.75, 0.90) for r in minutes5_painted(f, (s,))],
           "minutes5-painted90-s2": lambda: minutes5_painted(0.90, (2,)),
           "minutes5-patches": minutes5_patches,
+          "minutes5-patches-more": lambda: minutes5_patches((3, 4)),
           "minutes5-relation-smoothness": lambda: minutes5_smoothness(mode="intra")}
 
 
