@@ -1,7 +1,7 @@
 """How much of the class boundaries each way of painting draws (``class_contacts``), on the
 training tiles of the five few-shot subsets: scribbles at the fractions the smoothness runs measured,
-fully painted squares, full masks. It places auto's smoothness threshold between the labels where the loss
-helped and those where it did not (docs/relation-loss.md, "Spreading scribbles").
+fully painted squares, full masks. It asks whether a label statistic separates the labels where auto's
+smoothness loss helped from those where it did not (docs/relation-loss.md, "Fully painted squares").
 
     python benchmarks/painted_contacts.py   # -> results/cpu/painted-contacts.json (labels only, no training)
 """

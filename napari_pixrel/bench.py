@@ -43,11 +43,13 @@ from .trainer import TrainConfig, Trainer, resolve_device
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/drosophila_vnc"
 DEFAULT_OUT = REPO / "benchmarks/results"
-LABEL_KINDS = ("full", "scribbles", "patches")
 RUN_MODES = MODES + ("forest",)
 PARTS = ("table", "scribbles", "forest", "cost", "ceiling", "all")
 SCRIBBLE_FRACTION = 0.02
 PATCH_FRACTION = 0.5
+# each partial label kind: its generator (full mask, fraction, seed) and its default painted fraction
+PARTIAL_LABELS = {"scribbles": (make_scribbles, SCRIBBLE_FRACTION), "patches": (make_patches, PATCH_FRACTION)}
+LABEL_KINDS = ("full", *PARTIAL_LABELS)
 DEFAULT_MINUTES = 5.0
 CEILING_MINUTES = 10.0
 EVAL_SCHEDULE = (15, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2400, 3600)
@@ -99,7 +101,7 @@ class BenchData:
         The partial labels are fixed per tile (seed = the tile's index in the train list), so every mode
         and seed sees the same annotation, as if a person had painted it once.
         """
-        partial = {"full": None, "scribbles": make_scribbles, "patches": make_patches}[labels]
+        partial = PARTIAL_LABELS[labels][0] if labels != "full" else None
         train_ids = self.split["tiles"]["train"]
         out = []
         for tid in tile_ids:
@@ -211,8 +213,7 @@ class RunSpec:
     @property
     def painted_fraction(self) -> float | None:
         """The painted fraction to train on, None for full masks."""
-        default = {"full": None, "scribbles": SCRIBBLE_FRACTION, "patches": PATCH_FRACTION}[self.labels]
-        return self.painted or default
+        return (self.painted or PARTIAL_LABELS[self.labels][1]) if self.labels != "full" else None
 
     @classmethod
     def from_dict(cls, d: dict) -> RunSpec:

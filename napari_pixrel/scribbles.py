@@ -33,18 +33,19 @@ def make_scribbles(labels: np.ndarray, fraction: float = 0.02, seed: int = 0, wi
     others).  Strokes are ``width`` pixels wide (default: ``brush_width(fraction)``) and never leave
     their region.
     """
-    labels = np.asarray(labels)
     width = brush_width(fraction) if width is None else width
+    return _per_plane(labels, seed, lambda plane, rng: _scribble_plane(plane, fraction, rng, width))
+
+
+def _per_plane(labels, seed: int, paint) -> np.ndarray:
+    """``paint(plane, rng)`` on a 2D plane, or on each plane of an (N, H, W) stack with generator
+    ``default_rng([seed, plane_index])``, so a plane's annotation does not depend on the rest of the stack."""
+    labels = np.asarray(labels)
     if labels.ndim == 2:
-        return _scribble_plane(labels, fraction, np.random.default_rng([seed, 0]), width)
+        return paint(labels, np.random.default_rng([seed, 0]))
     if labels.ndim != 3:
         raise ValueError(f"labels must be 2D or a 3D stack, got shape {labels.shape}")
-    return np.stack(
-        [
-            _scribble_plane(plane, fraction, np.random.default_rng([seed, i]), width)
-            for i, plane in enumerate(labels)
-        ]
-    )
+    return np.stack([paint(plane, np.random.default_rng([seed, i])) for i, plane in enumerate(labels)])
 
 
 def _scribble_plane(labels: np.ndarray, fraction: float, rng: np.random.Generator, width: int) -> np.ndarray:
@@ -119,13 +120,7 @@ def make_patches(labels: np.ndarray, fraction: float = 0.5, seed: int = 0, size:
     ``labels`` is a 2D plane or an (N, H, W) stack; plane i draws its squares with
     ``default_rng([seed, i])``, as in ``make_scribbles``. At least one square is painted.
     """
-    labels = np.asarray(labels)
-    if labels.ndim == 2:
-        return _patch_plane(labels, fraction, np.random.default_rng([seed, 0]), size)
-    if labels.ndim != 3:
-        raise ValueError(f"labels must be 2D or a 3D stack, got shape {labels.shape}")
-    return np.stack([_patch_plane(plane, fraction, np.random.default_rng([seed, i]), size)
-                     for i, plane in enumerate(labels)])
+    return _per_plane(labels, seed, lambda plane, rng: _patch_plane(plane, fraction, rng, size))
 
 
 def _patch_plane(labels: np.ndarray, fraction: float, rng: np.random.Generator, size: int) -> np.ndarray:
