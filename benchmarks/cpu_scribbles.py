@@ -45,6 +45,9 @@ subsets 0-2; "minutes5-painted50" 50% painted (where auto leaves it off), subset
 64 x 64 squares painted completely (``labels="patches"``), at 50% and 25% of the pixels, subsets 0-2: auto
 turns the loss on there too, and these unpainted pixels are whole regions, not only the boundaries;
 "minutes5-patches-more" subsets 3-4.
+"minutes5-patches32" (twelfth session): 32 x 32 squares at 50% (``labels="patches32"``), subsets 0-4. They
+draw less of the class boundaries (painted_contacts.py: 0.70-0.74, in the range of the strokes where the loss
+helped; 64-pixel squares 0.83-0.85): does the loss follow the boundaries drawn, or the complete painting?
 
 Phase 10 ("minutes5-relation-smoothness", ninth session): phase 7's within-image relation with the smoothness
 loss at weight 3, what auto gives when a user picks pixel relation with scribbles (the H200 measured only
@@ -56,7 +59,7 @@ weight 1 with relation).
                                                    minutes5-smoothness|minutes5-smoothness-seed1|
                                                    minutes5-painted10|minutes5-painted10-more|minutes5-painted25|minutes5-painted50|
                                                    minutes5-painted75-90|minutes5-painted90-s2|minutes5-patches|
-                                                   minutes5-patches-more|
+                                                   minutes5-patches-more|minutes5-patches32|
                                                    minutes5-relation-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
@@ -128,9 +131,9 @@ def minutes5_painted(fraction: float, subsets) -> list[dict]:
             for r in minutes5_smoothness() if r["subset"] in subsets for extra in ({}, {"smoothness": 0.0})]
 
 
-def minutes5_patches(subsets=(0, 1, 2)) -> list[dict]:
+def minutes5_patches(subsets=(0, 1, 2), fractions=(0.5, 0.25), labels="patches") -> list[dict]:
     """Pairs with and without the smoothness loss on fully painted squares."""
-    return [{**r, "labels": "patches"} for s in subsets for f in (0.5, 0.25) for r in minutes5_painted(f, (s,))]
+    return [{**r, "labels": labels} for s in subsets for f in fractions for r in minutes5_painted(f, (s,))]
 
 
 PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-cosine": minutes5_cosine,
@@ -146,6 +149,7 @@ PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-
           "minutes5-painted90-s2": lambda: minutes5_painted(0.90, (2,)),
           "minutes5-patches": minutes5_patches,
           "minutes5-patches-more": lambda: minutes5_patches((3, 4)),
+          "minutes5-patches32": lambda: minutes5_patches(range(5), (0.5,), "patches32"),
           "minutes5-relation-smoothness": lambda: minutes5_smoothness(mode="intra")}
 
 

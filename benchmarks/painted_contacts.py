@@ -1,7 +1,7 @@
 """How much of the class boundaries each way of painting draws (``class_contacts``), on the
 training tiles of the five few-shot subsets: scribbles at the fractions the smoothness runs measured,
-fully painted squares, full masks. It asks whether a label statistic separates the labels where auto's
-smoothness loss helped from those where it did not (docs/relation-loss.md, "Fully painted squares").
+fully painted squares (64 and 32 pixels), full masks. It asks whether a label statistic separates the labels
+where auto's smoothness loss helped from those where it did not (docs/relation-loss.md, "Fully painted squares").
 
     python benchmarks/painted_contacts.py   # -> results/cpu/painted-contacts.json (labels only, no training)
 """
@@ -18,7 +18,7 @@ from napari_pixrel.data import Plane
 from napari_pixrel.loss_choice import painted_fraction
 
 LABELS = [("full", None)] + [("scribbles", f) for f in (0.02, 0.10, 0.25, 0.50, 0.75, 0.90)] + [
-    ("patches", f) for f in (0.25, 0.50)]
+    (kind, f) for kind in ("patches", "patches32") for f in (0.25, 0.50)]
 OUT = Path(__file__).parent / "results/cpu/painted-contacts.json"
 
 

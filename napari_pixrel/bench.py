@@ -47,8 +47,10 @@ RUN_MODES = MODES + ("forest",)
 PARTS = ("table", "scribbles", "forest", "cost", "ceiling", "all")
 SCRIBBLE_FRACTION = 0.02
 PATCH_FRACTION = 0.5
-# each partial label kind: its generator (full mask, fraction, seed) and its default painted fraction
-PARTIAL_LABELS = {"scribbles": (make_scribbles, SCRIBBLE_FRACTION), "patches": (make_patches, PATCH_FRACTION)}
+# each partial label kind: its generator (full mask, fraction, seed) and its default painted fraction;
+# "patches" paints whole 64 x 64 squares, "patches32" smaller ones, which draw less of the class boundaries
+PARTIAL_LABELS = {"scribbles": (make_scribbles, SCRIBBLE_FRACTION), "patches": (make_patches, PATCH_FRACTION),
+                  "patches32": (partial(make_patches, size=32), PATCH_FRACTION)}
 LABEL_KINDS = ("full", *PARTIAL_LABELS)
 DEFAULT_MINUTES = 5.0
 CEILING_MINUTES = 10.0

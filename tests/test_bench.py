@@ -93,6 +93,8 @@ def test_painted_fraction_names_its_runs_and_leaves_older_names_alone():
     assert bench.RunSpec(subset=0, steps=10).painted_fraction is None
     patches = bench.RunSpec(subset=0, labels="patches", steps=10)
     assert patches.painted_fraction == bench.PATCH_FRACTION and patches.name.startswith("patches-s0-")
+    smaller = bench.RunSpec(subset=0, labels="patches32", steps=10)
+    assert smaller.painted_fraction == bench.PATCH_FRACTION and smaller.name.startswith("patches32-s0-")
     with pytest.raises(ValueError, match="partial labels only"):
         bench.RunSpec(subset=0, steps=10, painted=0.5)
 
