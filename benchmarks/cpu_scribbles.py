@@ -48,6 +48,8 @@ turns the loss on there too, and these unpainted pixels are whole regions, not o
 "minutes5-patches32" (twelfth session): 32 x 32 squares at 50% (``labels="patches32"``), subsets 0-4. They
 draw less of the class boundaries (painted_contacts.py: 0.70-0.74, in the range of the strokes where the loss
 helped; 64-pixel squares 0.83-0.85): does the loss follow the boundaries drawn, or the complete painting?
+"minutes5-patches128": 128 x 128 squares at 50%, subsets 0-4: 0.92-0.95 of the boundaries drawn, where
+auto's rule set on the 32- and 64-pixel squares leaves the loss off; does it cost there?
 
 Phase 10 ("minutes5-relation-smoothness", ninth session): phase 7's within-image relation with the smoothness
 loss at weight 3, what auto gives when a user picks pixel relation with scribbles (the H200 measured only
@@ -59,7 +61,7 @@ weight 1 with relation).
                                                    minutes5-smoothness|minutes5-smoothness-seed1|
                                                    minutes5-painted10|minutes5-painted10-more|minutes5-painted25|minutes5-painted50|
                                                    minutes5-painted75-90|minutes5-painted90-s2|minutes5-patches|
-                                                   minutes5-patches-more|minutes5-patches32|
+                                                   minutes5-patches-more|minutes5-patches32|minutes5-patches128|
                                                    minutes5-relation-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
@@ -150,6 +152,7 @@ PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-
           "minutes5-patches": minutes5_patches,
           "minutes5-patches-more": lambda: minutes5_patches((3, 4)),
           "minutes5-patches32": lambda: minutes5_patches(range(5), (0.5,), "patches32"),
+          "minutes5-patches128": lambda: minutes5_patches(range(5), (0.5,), "patches128"),
           "minutes5-relation-smoothness": lambda: minutes5_smoothness(mode="intra")}
 
 

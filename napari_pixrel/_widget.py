@@ -224,9 +224,9 @@ class PixrelWidget(QWidget):
         self.spread = CheckBox(text="spread scribbles to alike neighbours", value=TrainConfig.smoothness != 0)
         self.spread.tooltip = (f"with strokes or partial masks (under {SMOOTHNESS_PAINTED:.0%} of the pixels "
                                "painted) add the smoothness loss: nearby pixels that look alike are asked to share "
-                               "a class; measured on the EM benchmark in docs/relation-loss.md. Off with full masks. "
-                               "If you paint whole areas completely (every pixel, boundaries included) over half of "
-                               "each image or more, untick it: there it cost about 2 mIoU")
+                               "a class; measured on the EM benchmark in docs/relation-loss.md. Off with full masks, "
+                               "and where the painted areas draw most of the boundaries between classes (whole "
+                               "areas painted completely, boundaries included): there it cost about 2 mIoU")
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
         self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "

@@ -48,9 +48,9 @@ PARTS = ("table", "scribbles", "forest", "cost", "ceiling", "all")
 SCRIBBLE_FRACTION = 0.02
 PATCH_FRACTION = 0.5
 # each partial label kind: its generator (full mask, fraction, seed) and its default painted fraction;
-# "patches" paints whole 64 x 64 squares, "patches32" smaller ones, which draw less of the class boundaries
+# "patches" paints whole 64 x 64 squares; smaller squares draw less of the class boundaries, larger ones more
 PARTIAL_LABELS = {"scribbles": (make_scribbles, SCRIBBLE_FRACTION), "patches": (make_patches, PATCH_FRACTION),
-                  "patches32": (partial(make_patches, size=32), PATCH_FRACTION)}
+                  **{f"patches{size}": (partial(make_patches, size=size), PATCH_FRACTION) for size in (32, 128)}}
 LABEL_KINDS = ("full", *PARTIAL_LABELS)
 DEFAULT_MINUTES = 5.0
 CEILING_MINUTES = 10.0

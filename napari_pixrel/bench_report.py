@@ -21,7 +21,8 @@ NET_MODES = ("none", "intra", "inter")
 MODE_NAMES = {"forest": "forest", "none": "CE", "intra": "within", "inter": "across"}
 LABEL_NAMES = {"full": "Full masks", "scribbles": "Scribbles (~2% of pixels)",
                "patches": "Fully painted squares (~50% of pixels)",
-               "patches32": "Fully painted 32-pixel squares (~50% of pixels)"}
+               "patches32": "Fully painted 32-pixel squares (~50% of pixels)",
+               "patches128": "Fully painted 128-pixel squares (~50% of pixels)"}
 RELATION_ONLY = {"relation_weight", "warmup_steps", "ramp_steps", "anchors_per_class", "negative_target",
                  "hard_anchors"}
 

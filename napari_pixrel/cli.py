@@ -165,7 +165,8 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--smoothness", type=weight_or_auto, default=TrainConfig.smoothness,
                    help="weight of a pairwise loss asking nearby pixels that look alike to get the same class, "
                    "which spreads scribbles and partial masks to the unpainted pixels (smoothness.py); 0 = off; auto = "
-                   f"{SMOOTHNESS_WEIGHT:g} when under {SMOOTHNESS_PAINTED:.0%} of the pixels are painted, else off")
+                   f"{SMOOTHNESS_WEIGHT:g} when under {SMOOTHNESS_PAINTED:.0%} of the pixels are painted and "
+                   "the labels leave most class boundaries undrawn, else off")
     p.add_argument("--quiet", action="store_true")
 
 

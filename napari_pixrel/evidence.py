@@ -18,7 +18,8 @@ LOSS_ADVICE = (
     "with scribbles to 63.2 (+5.6, 10 of 10 runs); it lifts pixel relation less (59.2, 3.8 under CE with it, "
     "5 runs). 'auto' therefore trains cross-entropy, with that "
     "smoothness loss wherever pixels are left unpainted (under 95% painted: with strokes it helped from 2 to "
-    "90% painted; not with full masks, and with half of each image painted as complete areas it cost 2.3), "
+    "90% painted; not with full masks), unless the painted areas draw most of the class boundaries (with half "
+    "of each image painted as complete 64-pixel squares it cost 2.3; as 32-pixel squares nothing), "
     "except for scribbles with the warp turned off, where "
     "it trains pixel relation with that decay."
 )

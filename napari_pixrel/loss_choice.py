@@ -19,7 +19,13 @@ and confirmed at 5 CPU minutes with scribbles (+5.6 test, 10 of 10; docs/relatio
 scribbles"). On this CPU it helped at every painted fraction measured, 2, 10, 25, 50, 75 and 90%, and not
 with full masks (keeping the best evaluation, its best val was lower on 4 of 5 subsets): the unpainted pixels
 are the ones it fills in. So auto turns it on below 95% painted, halfway between the last fraction where it
-helped and full masks.
+helped and full masks. Painting part of each image as complete areas (every pixel, class boundaries
+included) is the other way users label, and there it cost: 64-pixel squares over half of each tile, -2.3 val
+(1 of 5 subsets). What tells the two apart is how much of the class boundaries the labels draw
+(``class_contacts``): strokes 0 to 0.73 of their edges against another class, 32-pixel squares at 50%
+0.64 to 0.72 (the loss +0.7 val, 3 of 5: no cost), 64-pixel squares 0.76 to 0.82 at 25% (+0.6) and 0.83 to
+0.85 at 50% (-2.3), full masks 1. So auto also leaves it off from 0.78 on, halfway between the highest share
+where it helped and the lowest where it cost.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ AUTO = "auto"
 SPARSE_PAINTED = 0.25  # below this fraction of painted pixels, and without the warp, "auto" trains pixel relation
 SMOOTHNESS_PAINTED = 0.95  # below this fraction "auto" adds the smoothness loss ...
 SMOOTHNESS_WEIGHT = 3.0  # ... with this weight
+SMOOTHNESS_CONTACTS = 0.78  # ... unless this share of the painted areas' edges faces another class
 
 
 def painted_fraction(planes: list[Plane]) -> float:
@@ -40,13 +47,30 @@ def painted_fraction(planes: list[Plane]) -> float:
     return sum(int(np.count_nonzero(p.labels)) for p in planes) / total if total else 0.0
 
 
+def class_contacts(planes: list[Plane]) -> float:
+    """Of the sides of painted pixels that face a different label (a 4-neighbour in the image, unpainted or
+    of another class), the share that face another class: how much of the boundaries between classes the
+    labels draw. Near 0 for strokes, which keep inside their class's regions; 1 for full masks; in between
+    for areas painted completely, whose edges run through unpainted pixels."""
+    touching = edge = 0
+    for p in planes:
+        lab = p.labels
+        for a, b in ((lab[1:], lab[:-1]), (lab[:, 1:], lab[:, :-1])):
+            for this, other in ((a, b), (b, a)):
+                differs = (this > 0) & (other != this)
+                touching += int(np.count_nonzero(differs & (other > 0)))
+                edge += int(np.count_nonzero(differs))
+    return touching / edge if edge else 0.0
+
+
 def choose_loss(config, planes: list[Plane]) -> tuple[dict, str]:
     """(TrainConfig fields that resolve "auto", sentence for the user; "" when nothing was "auto").
 
     An "auto" loss is pixel relation within image for sparse labels trained without the warp, else
     cross-entropy; an "auto" schedule is cosine for pixel relation (decayed over the step or time budget),
     else constant; an "auto" smoothness is SMOOTHNESS_WEIGHT when some pixels are left unpainted (under
-    SMOOTHNESS_PAINTED), else 0.
+    SMOOTHNESS_PAINTED) and the labels leave most of the class boundaries undrawn (class contacts under
+    SMOOTHNESS_CONTACTS), else 0.
     """
     chosen, loss, sentences = {}, config.loss, []
     fraction = painted_fraction(planes)
@@ -69,11 +93,16 @@ def choose_loss(config, planes: list[Plane]) -> tuple[dict, str]:
             sentences[-1] += f", learning rate decayed to 0 over {budget_words(config)} (cosine)"
     if config.smoothness == AUTO:
         unpainted = fraction < SMOOTHNESS_PAINTED
-        chosen["smoothness"] = SMOOTHNESS_WEIGHT if unpainted else 0.0
-        if unpainted:
+        contacts = class_contacts(planes) if unpainted else 1.0
+        spread = unpainted and contacts < SMOOTHNESS_CONTACTS
+        chosen["smoothness"] = SMOOTHNESS_WEIGHT if spread else 0.0
+        if spread:
             sentences.append(f"auto smoothness {SMOOTHNESS_WEIGHT:g}: nearby pixels that look alike are asked to "
                              f"share a class, which spreads the painted labels to the unpainted pixels "
                              f"({painted} painted)")
+        elif unpainted:
+            sentences.append(f"auto smoothness off: the painted areas draw the boundaries between classes "
+                             f"({contacts:.0%} of their edges face another class), where spreading them cost")
     return chosen, "; ".join(sentences)
 
 

@@ -1,5 +1,6 @@
 """The "auto" loss, schedule and smoothness: pixel relation with a cosine decay for scribbles trained without
-the warp, cross-entropy otherwise; the smoothness loss wherever pixels are left unpainted."""
+the warp, cross-entropy otherwise; the smoothness loss wherever pixels are left unpainted, unless the painted
+areas draw most of the boundaries between classes."""
 
 from dataclasses import replace
 
@@ -9,13 +10,16 @@ from conftest import TINY
 
 from napari_pixrel.data import Plane, painted_planes
 from napari_pixrel.loss_choice import (
+    SMOOTHNESS_CONTACTS,
     SMOOTHNESS_PAINTED,
     SMOOTHNESS_WEIGHT,
     SPARSE_PAINTED,
     choose_loss,
+    class_contacts,
     painted_fraction,
 )
 from napari_pixrel.sample_data import CLASS_NAMES
+from napari_pixrel.scribbles import make_patches, make_scribbles
 from napari_pixrel.trainer import TrainConfig, Trainer
 
 FAST = TrainConfig(steps=2, patch_size=64, eval_every=0)
@@ -23,9 +27,16 @@ NO_WARP = TrainConfig(steps=600, warp=False)
 
 
 def plane(painted: int, size: int = 100) -> Plane:
+    """``painted`` of 100 pixels painted with one class: no boundary between classes is drawn."""
     labels = np.zeros(size, np.uint8)
-    labels[:painted] = 1 + np.arange(painted) % 2
+    labels[:painted] = 1
     return Plane(np.zeros((10, 10, 1), np.float32), labels.reshape(10, 10))
+
+
+def sample_planes(sample, paint) -> list[Plane]:
+    """The sample's images with ``paint(full masks)`` as labels."""
+    images, labels, _ = sample
+    return [Plane(im[..., None].astype(np.float32), lab) for im, lab in zip(images, paint(labels), strict=True)]
 
 
 def test_painted_fraction_counts_labelled_pixels_over_all_planes():
@@ -73,6 +84,28 @@ def test_auto_smoothness_is_on_wherever_pixels_are_unpainted_whatever_the_loss_a
     assert "unpainted pixels" in sentence
     assert choose_loss(cfg, [plane(int(SMOOTHNESS_PAINTED * 100))]) == ({"smoothness": 0.0}, "")
     assert choose_loss(cfg, [plane(100)]) == ({"smoothness": 0.0}, "")
+
+
+def test_class_contacts_measure_how_much_of_the_class_boundaries_the_labels_draw(sample):
+    full = class_contacts(sample_planes(sample, lambda m: m))
+    strokes = class_contacts(sample_planes(sample, lambda m: make_scribbles(m, 0.02, seed=0)))
+    squares = class_contacts(sample_planes(sample, lambda m: make_patches(m, 0.5, seed=0, size=64)))
+    assert full == 1.0 and strokes < 0.05 and 0.85 < squares < 1.0
+    assert class_contacts([plane(50)]) == 0.0 and class_contacts([plane(0)]) == 0.0
+    two = np.zeros((10, 10), np.uint8)
+    two[:, :5], two[:, 5] = 1, 2  # 10 sides 1|2 both ways = 20; class 2's other side faces 10 unpainted pixels
+    assert class_contacts([Plane(np.zeros((10, 10, 1), np.float32), two)]) == pytest.approx(20 / 30)
+
+
+def test_auto_smoothness_is_off_where_the_painted_areas_draw_the_class_boundaries(sample):
+    cfg = TrainConfig(loss="none", schedule="constant")
+    squares = sample_planes(sample, lambda m: make_patches(m, 0.5, seed=0, size=64))
+    assert painted_fraction(squares) < SMOOTHNESS_PAINTED and class_contacts(squares) >= SMOOTHNESS_CONTACTS
+    settings, sentence = choose_loss(cfg, squares)
+    assert settings == {"smoothness": 0.0} and sentence.startswith("auto smoothness off")
+    assert "boundaries between classes" in sentence and f"{class_contacts(squares):.0%}" in sentence
+    strokes = sample_planes(sample, lambda m: make_scribbles(m, 0.5, seed=0))
+    assert choose_loss(cfg, strokes)[0] == {"smoothness": SMOOTHNESS_WEIGHT}
 
 
 def test_half_painted_trains_ce_with_the_smoothness_loss():
