@@ -46,7 +46,7 @@ subsets 0-2; "minutes5-painted50" 50% painted (where auto leaves it off), subset
 turns the loss on there too, and these unpainted pixels are whole regions, not only the boundaries;
 "minutes5-patches-more" subsets 3-4.
 "minutes5-patches32" (twelfth session): 32 x 32 squares at 50% (``labels="patches32"``), subsets 0-4. They
-draw less of the class boundaries (painted_contacts.py: 0.70-0.74, in the range of the strokes where the loss
+draw less of the class boundaries (painted_contacts.py: 0.64-0.72, in the range of the strokes where the loss
 helped; 64-pixel squares 0.83-0.85): does the loss follow the boundaries drawn, or the complete painting?
 "minutes5-patches128": 128 x 128 squares at 50%, subsets 0-4: 0.92-0.95 of the boundaries drawn, where
 auto's rule set on the 32- and 64-pixel squares leaves the loss off; does it cost there?
