@@ -41,6 +41,9 @@ Phase 9 ("minutes5-smoothness", eighth session): phase 7's CE with the pairwise 
 subsets 0-2; "minutes5-painted50" 50% painted (where auto leaves it off), subsets 0-1.
 "minutes5-painted75-90" (tenth session): 75% and 90% painted, subsets 0-1, to place auto's threshold;
 "minutes5-painted90-s2" 90% on subset 2 (the fraction nearest the threshold).
+"minutes5-painted-more" (thirteenth session): the subsets those phases left out, 75% on 2-4, 90% on 3-4,
+then 50% on 2-4, so that auto's "on below 95% painted" rests on five subsets at each fraction. Rule set
+before the runs: a fraction whose val mean over the five subsets is at or below 0 moves the threshold under it.
 "minutes5-patches" (eleventh session): the same pairs with the other way of painting part of an image, whole
 64 x 64 squares painted completely (``labels="patches"``), at 50% and 25% of the pixels, subsets 0-2: auto
 turns the loss on there too, and these unpainted pixels are whole regions, not only the boundaries;
@@ -60,7 +63,8 @@ weight 1 with relation).
                                                    minutes5-warp|minutes5-warp-seed1|minutes5-ema|
                                                    minutes5-smoothness|minutes5-smoothness-seed1|
                                                    minutes5-painted10|minutes5-painted10-more|minutes5-painted25|minutes5-painted50|
-                                                   minutes5-painted75-90|minutes5-painted90-s2|minutes5-patches|
+                                                   minutes5-painted75-90|minutes5-painted90-s2|minutes5-painted-more|
+                                                   minutes5-patches|
                                                    minutes5-patches-more|minutes5-patches32|minutes5-patches128|
                                                    minutes5-relation-smoothness]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
@@ -149,6 +153,8 @@ PHASES = {"weight3": weight3, "cosine": cosine, "minutes5": minutes5, "minutes5-
           "minutes5-painted50": lambda: minutes5_painted(0.50, (0, 1)),
           "minutes5-painted75-90": lambda: [r for s in (0, 1) for f in (0.75, 0.90) for r in minutes5_painted(f, (s,))],
           "minutes5-painted90-s2": lambda: minutes5_painted(0.90, (2,)),
+          "minutes5-painted-more": lambda: (minutes5_painted(0.75, (2, 3, 4)) + minutes5_painted(0.90, (3, 4))
+                                            + minutes5_painted(0.50, (2, 3, 4))),
           "minutes5-patches": minutes5_patches,
           "minutes5-patches-more": lambda: minutes5_patches((3, 4)),
           "minutes5-patches32": lambda: minutes5_patches(range(5), (0.5,), "patches32"),
