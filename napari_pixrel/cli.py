@@ -13,11 +13,12 @@ import tifffile
 
 from .data import painted_planes
 from .evidence import LOSS_ADVICE
+from .folder import label_file_name, read_tif
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED, SMOOTHNESS_WEIGHT
 from .model import ModelConfig
 from .modelfile import load_model, save_model
 from .predict import predict
-from .trainer import TrainConfig, Trainer, TrainReport
+from .trainer import TrainConfig, Trainer, TrainReport, resolve_device
 
 
 def _progress(report: TrainReport, stream=sys.stderr) -> None:
@@ -98,13 +99,14 @@ def run_training(trainer: Trainer, quiet: bool = False) -> TrainReport:
 def cmd_train(args) -> int:
     train = _read_pairs(args.images, args.labels, "training")
     val = _read_pairs(args.val_images or [], args.val_labels or [], "validation")
-    n_classes = len(args.class_names) if args.class_names else max(int(p.labels.max()) for p in train + val)
+    # at least 2, so that nothing or one class painted gets the trainer's message, which names the fix
+    n_classes = len(args.class_names) if args.class_names else max([2] + [int(p.labels.max()) for p in train + val])
     try:
         model = ModelConfig(n_classes=n_classes, encoder=args.encoder, embed_dim=args.embed_dim)
         trainer = Trainer(train, train_config(args), model=model, val=val, class_names=args.class_names)
-    except ValueError as err:
+        report = run_training(trainer, args.quiet)
+    except (ValueError, MemoryError) as err:
         raise SystemExit(f"pixrel: {err}") from None
-    report = run_training(trainer, args.quiet)
     save_model(trainer.segmenter, args.out)
     print(format_iou_table({"train (painted)": report.train_iou, "validation": report.val_iou}))
     print(f"{report.step} steps in {report.elapsed:.1f}s of training; model written to {args.out}")
@@ -112,17 +114,29 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    segmenter = load_model(args.model, device=args.device if args.device != "auto" else "cpu")
+    names = [label_file_name(path) for path in args.images]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SystemExit(f"pixrel: several images would be written to {', '.join(twice)} in {args.out}: predict "
+                         "files with the same name into separate --out folders")
+    try:
+        segmenter = load_model(args.model, device=resolve_device(args.device))
+    except ValueError as err:
+        raise SystemExit(f"pixrel: {err}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
+    for path, name in zip(args.images, names):
         t0 = time.perf_counter()
-        result = predict(segmenter, tifffile.imread(path), tile=args.tile, probabilities=args.probabilities)
-        stem = Path(path).name.split(".")[0]
-        tifffile.imwrite(out / f"{stem}_labels.tif", result.labels, compression="zlib")
+        try:
+            image, rgb = read_tif(path)
+            result = predict(segmenter, image, tile=args.tile, probabilities=args.probabilities, rgb=rgb)
+        except (ValueError, MemoryError, OSError) as err:
+            raise SystemExit(f"pixrel: {path}: {err}") from None
+        tifffile.imwrite(out / name, result.labels, compression="zlib")
         if args.probabilities:
-            tifffile.imwrite(out / f"{stem}_probabilities.tif", result.probabilities, compression="zlib")
-        print(f"{path}: {time.perf_counter() - t0:.1f}s -> {out / (stem + '_labels.tif')}")
+            probabilities = name.removesuffix("_labels.tif") + "_probabilities.tif"
+            tifffile.imwrite(out / probabilities, result.probabilities, compression="zlib")
+        print(f"{path}: {time.perf_counter() - t0:.1f}s -> {out / name}")
     return 0
 
 
@@ -137,7 +151,8 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
                    "(scribbles) and the warp is off, else cross-entropy; none = cross-entropy only; "
                    "intra / inter = pixel relation within / across images. " + LOSS_ADVICE)
     p.add_argument("--steps", type=int, default=steps, help="maximum training steps")
-    p.add_argument("--minutes", type=float, default=minutes, help="training time budget (wall clock)")
+    p.add_argument("--minutes", type=float, default=minutes,
+                   help="training time budget in minutes (evaluation excluded)")
     p.add_argument("--relation-weight", type=float, default=TrainConfig.relation_weight,
                    help="weight of the pixel-relation term (1 = the paper's and the steadiest measured; "
                    "see docs/relation-loss.md)")

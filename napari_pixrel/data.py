@@ -132,18 +132,22 @@ class Normalizer:
 
     @classmethod
     def fit(cls, images: list[np.ndarray], percentiles=(1.0, 99.8)) -> Normalizer:
-        """Fit on (H, W, C) images; pixels are subsampled so large images stay cheap."""
+        """Fit on (H, W, C) images; pixels are subsampled so large images stay cheap. Each channel on its
+        own: one whose percentiles coincide falls back to its min and max, and a constant one (the empty
+        blue of a two-colour RGB image) maps to 0, so it neither blocks training nor swamps the others."""
         c = images[0].shape[-1]
         pooled = np.concatenate([im.reshape(-1, c)[:: max(1, im.size // (c * 200_000))] for im in images])
         low = np.percentile(pooled, percentiles[0], axis=0)
         high = np.percentile(pooled, percentiles[1], axis=0)
-        if np.any(high <= low):
-            low, high = pooled.min(0), pooled.max(0)
-        if np.any(high <= low):
+        flat = high <= low
+        low, high = np.where(flat, pooled.min(0), low), np.where(flat, pooled.max(0), high)
+        constant = high <= low
+        if constant.all():
             raise ValueError(
                 "the training images are constant (every pixel has the same value): "
                 "there is nothing to learn from; check the image layer"
             )
+        high = np.where(constant, low + 1.0, high)
         return cls(tuple(float(v) for v in low), tuple(float(v) for v in high))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

@@ -28,6 +28,21 @@ def write_labels(path, labels: np.ndarray) -> Path:
     return path
 
 
+def read_tif(path) -> tuple[np.ndarray, bool]:
+    """(pixels, whether their last axis is RGB colour, as the file says): a grayscale model must refuse an
+    RGB file rather than read its colour axis as a stack of slices. Colour stored first (planar) stays a
+    stack of planes, as tifffile writes a 3-slice array by default."""
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB and series.axes.endswith("S")
+        return series.asarray(), rgb
+
+
+def label_file_name(path) -> str:
+    """``name.tif`` (or ``name.ome.tif``) -> ``name_labels.tif``."""
+    return f"{Path(path).stem.removesuffix('.ome')}_labels.tif"
+
+
 def tif_files(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
@@ -53,8 +68,8 @@ def predict_folder(
     files = tif_files(folder)
     out = Path(out_folder) if out_folder is not None else Path(folder) / OUTPUT_SUBFOLDER
     for i, path in enumerate(files):
-        labels = predict(segmenter, tifffile.imread(path), tile, overlap, probabilities=False,
-                         should_stop=should_stop).labels
+        image, rgb = read_tif(path)
+        labels = predict(segmenter, image, tile, overlap, probabilities=False, should_stop=should_stop, rgb=rgb).labels
         if should_stop is not None and should_stop():
             return
-        yield i + 1, len(files), write_labels(out / f"{path.stem}_labels.tif", labels)
+        yield i + 1, len(files), write_labels(out / label_file_name(path), labels)

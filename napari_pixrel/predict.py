@@ -82,10 +82,11 @@ def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 6
 
 
 def iter_predict(
-    segmenter: Segmenter, image, tile: int = 512, overlap: int = 64
+    segmenter: Segmenter, image, tile: int = 512, overlap: int = 64, rgb: bool = False
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (plane index, number of planes, probabilities (K, H, W)) plane by plane."""
-    planes, _ = as_planes(image, n_channels=segmenter.config.in_channels)
+    """Yield (plane index, number of planes, probabilities (K, H, W)) plane by plane. ``rgb``: the last
+    axis is colour (as_planes)."""
+    planes, _ = as_planes(image, n_channels=segmenter.config.in_channels, rgb=rgb)
     n = planes.shape[0]
     for i in range(n):
         yield i, n, predict_plane(segmenter, planes[i], tile, overlap)
@@ -102,13 +103,14 @@ def predict(
     overlap: int = 64,
     probabilities: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    rgb: bool = False,
 ) -> Prediction:
     """Predict a 2D image, RGB/multichannel image, stack or time series (numpy or dask)."""
-    planes, lead = as_planes(image, n_channels=segmenter.config.in_channels)
+    planes, lead = as_planes(image, n_channels=segmenter.config.in_channels, rgb=rgb)
     n, h, w = planes.shape[:3]
     labels = np.zeros((n, h, w), labels_dtype(segmenter.n_classes))
     probs = np.zeros((segmenter.n_classes, n, h, w), np.float32) if probabilities else None
-    for i, _, p in iter_predict(segmenter, image, tile, overlap):
+    for i, _, p in iter_predict(segmenter, image, tile, overlap, rgb):
         for y in range(0, h, 256):  # in bands: no plane-sized int64 argmax next to the probabilities
             labels[i, y:y + 256] = p[:, y:y + 256].argmax(0) + 1
         if probs is not None:

@@ -76,6 +76,8 @@ class TrainConfig:
         RelationSettings(loss, self.anchors_per_class, self.negative_target, self.hard_anchors)
         if self.steps is None and self.minutes is None:
             raise ValueError("give a number of steps, a time budget in minutes, or both")
+        if (self.steps is not None and self.steps < 1) or (self.minutes is not None and not self.minutes > 0):
+            raise ValueError("the budget is at least 1 step, or more than 0 minutes")
         if self.patch_size % STRIDE:
             raise ValueError(f"patch_size must be a multiple of {STRIDE}")
         if self.schedule not in ("constant", "cosine", AUTO):
@@ -139,22 +141,26 @@ def resolve_device(device: str) -> torch.device:
 
 
 def check_training_labels(train: list[Plane], val: list[Plane], class_names: list[str]) -> None:
-    """Refuse label sets that cannot train a segmenter, naming the fix."""
+    """Refuse label sets that cannot train a segmenter, naming the fix (a class beyond the names given,
+    as label files read without a class count can hold, is named by its number)."""
+
+    def names(classes) -> str:
+        return ", ".join(class_names[v - 1] if v <= len(class_names) else f"class {v}" for v in sorted(classes))
+
     if not train:
         raise ValueError("nothing is painted in the training images: paint some pixels of each class first")
     painted = set()
     for p in train:
         painted.update(int(v) for v in np.unique(p.labels) if v > 0)
     if len(painted) < 2:
-        names = [class_names[v - 1] for v in sorted(painted)]
-        raise ValueError(f"only one class is painted ({', '.join(names)}): paint at least two classes")
+        raise ValueError(f"only one class is painted ({names(painted)}): paint at least two classes")
     in_val = set()
     for p in val:
         in_val.update(int(v) for v in np.unique(p.labels) if v > 0)
-    only_val = sorted(in_val - painted)
+    only_val = in_val - painted
     if only_val:
-        names = ", ".join(class_names[v - 1] for v in only_val)
-        raise ValueError(f"{names} is painted only in the validation images: paint it in a training image too")
+        raise ValueError(f"{names(only_val)} is painted only in the validation images: paint it in a training "
+                         "image too")
 
 
 class Trainer:

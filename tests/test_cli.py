@@ -4,10 +4,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_pixrel.cli import format_iou_table, main
-from napari_pixrel.modelfile import load_model
+from napari_pixrel.modelfile import load_model, save_model
 
 
 def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
@@ -47,6 +48,31 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "does not match image shape" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_predict_refuses_an_rgb_file_for_a_grayscale_model_and_clashing_output_names(tmp_path, tiny_segmenter):
+    model = str(save_model(tiny_segmenter, tmp_path / "gray.pt"))
+    tifffile.imwrite(tmp_path / "colour.tif", np.zeros((40, 48, 3), np.uint8), photometric="rgb")
+    with pytest.raises(SystemExit, match="the model expects 1 channels .* an RGB image with 3 channels"):
+        main(["predict", "--model", model, "--images", str(tmp_path / "colour.tif"), "--out", str(tmp_path / "o")])
+    assert not list((tmp_path / "o").glob("*.tif"))  # nothing written as if it were 40 slices
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        tifffile.imwrite(tmp_path / folder / "cells.tif", np.zeros((40, 48), np.uint8))
+    with pytest.raises(SystemExit, match="several images would be written to cells_labels.tif"):
+        main(["predict", "--model", model, "--images", str(tmp_path / "a/cells.tif"), str(tmp_path / "b/cells.tif"),
+              "--out", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("painted, message", [(0, "nothing is painted"), (1, "only one class is painted")])
+def test_train_with_too_little_painted_names_the_fix(tmp_path, painted, message):
+    labels = np.zeros((32, 32), np.uint8)
+    labels[:4, :4] = painted
+    tifffile.imwrite(tmp_path / "a.tif", np.arange(32 * 32, dtype=np.uint16).reshape(32, 32))
+    tifffile.imwrite(tmp_path / "b.tif", labels)
+    with pytest.raises(SystemExit, match=message):
+        main(["train", "--images", str(tmp_path / "a.tif"), "--labels", str(tmp_path / "b.tif"),
+              "--out", str(tmp_path / "m.pt")])
 
 
 def test_demo_prints_the_iou_table_and_writes_the_overlay(tmp_path, capsys):

@@ -61,6 +61,20 @@ def test_normalizer_percentiles_roundtrip_and_constant_images():
         Normalizer.fit([np.full((8, 8, 1), 7.0)])
 
 
+def test_normalizer_scales_each_channel_on_its_own_and_zeroes_an_empty_one():
+    rng = np.random.default_rng(0)
+    red = rng.normal(1000, 50, (64, 64))
+    green = np.zeros((64, 64))
+    green[:4, :4] = 200  # 0.4% of the pixels: the percentiles coincide, min and max do not
+    rgb = np.stack([red, green, np.zeros((64, 64))], -1).astype(np.uint16)  # a two-colour image, blue empty
+    norm = Normalizer.fit([rgb])
+    out = norm(rgb)
+    assert np.isfinite(out).all()
+    assert 0.0 <= np.median(out[..., 0]) <= 1.0  # red by its percentiles, as if alone
+    assert norm.low[1:] == (0.0, 0.0) and norm.high[1] == 200.0  # green by min and max
+    assert np.array_equal(out[..., 2], np.zeros((64, 64)))  # blue carries nothing
+
+
 def test_sampler_centres_patches_on_painted_pixels_and_pads_small_planes():
     labels = np.zeros((40, 50), np.int64)
     labels[30, 45] = 2  # a single scribble pixel far from the centre

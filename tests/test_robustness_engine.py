@@ -82,6 +82,14 @@ def test_a_class_painted_only_in_validation_is_refused_with_the_fix():
         train(image, train_labels, [*NAMES, "nuclei"], val_labels=val_labels)
 
 
+def test_a_validation_class_beyond_the_names_is_refused_not_a_crash():
+    image, train_labels, val_labels = noise((2, 40, 40)), scribbles((2, 40, 40), [0]), scribbles((2, 40, 40), [1])
+    val_labels[1, 20, 20] = 3  # two names given, a third class only in validation
+    train_planes, val = painted_planes(image, train_labels), painted_planes(image, val_labels)  # as the CLI reads
+    with pytest.raises(ValueError, match="class 3 is painted only in the validation images"):
+        Trainer(train_planes, QUICK, val=val, class_names=NAMES)
+
+
 VALID = {
     "RGB": (noise((48, 56, 3), np.uint8, 255), scribbles((48, 56))),
     "two channels": (noise((48, 56, 2)), scribbles((48, 56))),

@@ -20,6 +20,7 @@ from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt, QThreadPool
 from qtpy.QtWidgets import QFileDialog
 
+from napari_pixrel import _widget
 from napari_pixrel._widget import OUTPUT_KEY, PREDICTION, UNCERTAINTY, PixrelWidget
 from napari_pixrel.model import PixRelNet
 from napari_pixrel.modelfile import save_model
@@ -367,6 +368,60 @@ def settled_rss(process) -> int:
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     return process.memory_info().rss
+
+
+def test_closing_the_dock_mid_training_ends_the_worker_and_its_layer_follow_up(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((60, 128, 128)), scribbles((60, 128, 128), painted=[0, 1]), budget=10_000)
+    widget.train()
+    qtbot.waitUntil(lambda: steps_done(widget) >= 1, timeout=60_000)
+    viewer.window.remove_dock_widget(widget)  # the dock's X: the widget is taken out, not deleted
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+    later = viewer.add_image(noise((32, 32)), name="added after closing")
+    assert later not in widget.image.choices  # the closed dock no longer follows the layer list
+
+
+def test_stopping_a_prediction_says_it_stopped(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((60, 128, 128)), scribbles((60, 128, 128), painted=[0, 1]))
+    widget.run_in_thread = False
+    widget.train()
+    widget.run_in_thread = True
+    widget.apply_to_image()
+    qtbot.waitUntil(lambda: widget.progress.value() > 0, timeout=60_000)
+    widget.stop_button.native.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.status.text() == "prediction stopped"
+    assert_idle(widget)
+
+
+def test_applying_to_an_image_with_another_scale_moves_the_prediction_with_it(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((2, 64, 64)), scribbles((2, 64, 64)))
+    widget.run_in_thread = False
+    widget.train()
+    other = viewer.add_image(noise((3, 48, 48)), name="other", scale=(1, 2, 2), translate=(0, 10, 5))
+    widget.image.value = other
+    widget.apply_to_image()
+    assert widget.last_error == ""
+    assert tuple(viewer.layers[PREDICTION].scale) == (1, 2, 2)  # the layer is reused, not left where it was
+    assert tuple(viewer.layers[PREDICTION].translate) == (0, 10, 5)
+
+
+@pytest.mark.parametrize("image", [noise((6, 64, 64)), noise((6, 64, 64, 3), np.uint8, 255)], ids=["gray", "RGB"])
+def test_a_large_stack_previews_only_its_painted_slices(make_napari_viewer, monkeypatch, image):
+    monkeypatch.setattr(_widget, "PREVIEW_PIXELS", 64 * 64)  # as if each slice were a 20-section EM stack's
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, image, scribbles((6, 64, 64), painted=[1, 4]))
+    widget.run_in_thread = False
+    widget.train()
+    assert widget.last_error == ""
+    prediction = viewer.layers[PREDICTION].data
+    assert prediction.shape == (6, 64, 64)
+    assert [bool(plane.all()) for plane in prediction] == [False, True, False, False, True, False]
+    assert not prediction[[0, 2, 3, 5]].any()  # not predicted during training: Apply does that
+    widget.apply_to_image()
+    assert (viewer.layers[PREDICTION].data >= 1).all()
 
 
 def test_50_train_stop_cycles_leak_no_threads_layers_or_memory(make_napari_viewer, qtbot):

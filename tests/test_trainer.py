@@ -245,6 +245,13 @@ def test_ema_model_is_what_evaluation_scores_and_keep_best_restores(sample):
     assert trainer.segmenter.training["config"]["ema"] == 0.5
 
 
+@pytest.mark.parametrize("budget", [{"steps": 0}, {"steps": -5}, {"steps": None, "minutes": 0.0},
+                                    {"steps": 10, "minutes": -1.0}])
+def test_an_empty_budget_is_refused_before_training(budget):
+    with pytest.raises(ValueError, match="at least 1 step"):
+        TrainConfig(**budget)
+
+
 def test_ema_must_be_a_decay_below_one():
     with pytest.raises(ValueError, match="ema"):
         TrainConfig(ema=1.0)

@@ -122,13 +122,15 @@ def test_errors_become_messages_and_the_widget_recovers(widget, viewer):
     assert widget.train_button.enabled
 
 
-def test_continue_training_and_teaching_mode(widget, viewer):
+def test_continue_training_and_teaching_mode(widget, viewer, tmp_path):
     widget.run_in_thread = False
     widget.teaching.value = True
     widget.train()
     assert widget.last_error == ""
     for run in ("cross-entropy", "pixel relation"):
         assert output_names(run)[0] in viewer.layers
+    exported = widget.export_prediction(tmp_path / "prediction.tif")  # the model Save and Apply use
+    np.testing.assert_array_equal(tifffile.imread(exported), viewer.layers[output_names("pixel relation")[0]].data)
     assert len(widget.iou_table.values()) == 4
     first = widget.segmenters["pixel relation"]
     widget.continue_training()
