@@ -201,6 +201,7 @@ class PixrelWidget(QWidget):
         self._render_source = None  # the layer whose scale/translate output layers copy
         self._preview_planes: list[int] | None = None  # the planes training previews (None: all)
         self._preview_shape: tuple = ()  # the shape of the output layers the preview is placed into
+        self._preview_note = ""  # said after training's status messages while the preview is partial
         self._exported = PREDICTION  # the prediction layer Export writes: the newest of the model Save uses
         self._job_kind = ""
         self._render = None  # the running job's render function (see _rendered)
@@ -535,9 +536,9 @@ class PixrelWidget(QWidget):
         self.training_plot.clear()
         empty = {header: None for run in runs for header in iou_columns(run, None, None)}
         self.iou_table.show_iou(empty, names)
-        partial = "" if self._preview_planes is None else (
+        self._preview_note = "" if self._preview_planes is None else (
             f"; the live prediction covers the {len(self._preview_planes)} painted slices (Apply predicts all)")
-        self._say(f"training on {len(train)} painted image(s), validating on {len(val)}{partial}")
+        self._say(f"training on {len(train)} painted image(s), validating on {len(val)}{self._preview_note}")
         self._train_started = time.monotonic()
         self.first_prediction_after = None
         self._start("training", list(runs.values()), _alternate(runs), self._render_training)
@@ -556,9 +557,9 @@ class PixrelWidget(QWidget):
                 self._layers_throttle.request()
         self.training_plot.redraw(force=report.finished)
         if report.finished:
-            self._say(report.message or f"training finished at step {report.step}")
+            self._say((report.message or f"training finished at step {report.step}") + self._preview_note)
         elif report.message:
-            self._say(report.message)
+            self._say(report.message + self._preview_note)
 
     def _show_latest(self) -> None:
         """Show the newest evaluated report of each run: prediction layers and the IoU table."""

@@ -420,6 +420,7 @@ def test_a_large_stack_previews_only_its_painted_slices(make_napari_viewer, monk
     assert prediction.shape == (6, 64, 64)
     assert [bool(plane.all()) for plane in prediction] == [False, True, False, False, True, False]
     assert not prediction[[0, 2, 3, 5]].any()  # not predicted during training: Apply does that
+    assert widget.status.text().endswith("the live prediction covers the 2 painted slices (Apply predicts all)")
     widget.apply_to_image()
     assert (viewer.layers[PREDICTION].data >= 1).all()
 
