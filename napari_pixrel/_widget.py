@@ -102,8 +102,9 @@ def parse_validation(text: str, labels: np.ndarray) -> list[int]:
 
 def preview_of(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[int] | None]:
     """What training predicts at each evaluation: the whole image when small, else only its painted planes
-    (the 20 EM sections of 1024 x 1024 would take 20 s per evaluation on a 2-core CPU, against 2.6 s for the
-    10 training steps between two), and their plane indices (None: all planes)."""
+    (the 20 EM sections of 1024 x 1024 would take about 21 s per evaluation on a 2-core CPU, against 2.6 s for
+    the 10 training steps between two: benchmarks/results/cpu/cost-cpu-2threads.json), and their plane indices
+    (None: all planes)."""
     if labels.size <= PREVIEW_PIXELS:
         return image, None
     planes, _ = as_planes(image, labels_shape=labels.shape)

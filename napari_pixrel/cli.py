@@ -13,7 +13,7 @@ import tifffile
 
 from .data import painted_planes
 from .evidence import LOSS_ADVICE
-from .folder import label_file_name, read_tif
+from .folder import output_file_name, read_tif
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED, SMOOTHNESS_WEIGHT
 from .model import ModelConfig
 from .modelfile import load_model, save_model
@@ -114,7 +114,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    names = [label_file_name(path) for path in args.images]
+    names = [output_file_name(path) for path in args.images]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise SystemExit(f"pixrel: several images would be written to {', '.join(twice)} in {args.out}: predict "
@@ -134,8 +134,7 @@ def cmd_predict(args) -> int:
             raise SystemExit(f"pixrel: {path}: {err}") from None
         tifffile.imwrite(out / name, result.labels, compression="zlib")
         if args.probabilities:
-            probabilities = name.removesuffix("_labels.tif") + "_probabilities.tif"
-            tifffile.imwrite(out / probabilities, result.probabilities, compression="zlib")
+            tifffile.imwrite(out / output_file_name(path, "probabilities"), result.probabilities, compression="zlib")
         print(f"{path}: {time.perf_counter() - t0:.1f}s -> {out / name}")
     return 0
 

@@ -38,9 +38,9 @@ def read_tif(path) -> tuple[np.ndarray, bool]:
         return series.asarray(), rgb
 
 
-def label_file_name(path) -> str:
-    """``name.tif`` (or ``name.ome.tif``) -> ``name_labels.tif``."""
-    return f"{Path(path).stem.removesuffix('.ome')}_labels.tif"
+def output_file_name(path, kind: str = "labels") -> str:
+    """``name.tif`` (or ``name.ome.tif``) -> ``name_<kind>.tif``."""
+    return f"{Path(path).stem.removesuffix('.ome')}_{kind}.tif"
 
 
 def tif_files(folder) -> list[Path]:
@@ -72,4 +72,4 @@ def predict_folder(
         labels = predict(segmenter, image, tile, overlap, probabilities=False, should_stop=should_stop, rgb=rgb).labels
         if should_stop is not None and should_stop():
             return
-        yield i + 1, len(files), write_labels(out / label_file_name(path), labels)
+        yield i + 1, len(files), write_labels(out / output_file_name(path), labels)
