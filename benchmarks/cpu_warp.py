@@ -16,7 +16,15 @@ Phase "full-smoothness" (eighth session): CE of phase "full" with the pairwise s
 (smoothness.py) at weight 3, the weight that won with scribbles, to see whether "auto" should use it with
 full masks too. Every run pairs with the CE warp run of the same subset (``full-s*-none-seed0-3a3f4bce.json``).
 
-    python benchmarks/cpu_warp.py specs.json [full|full-ema|full-smoothness]
+Phase "full-relation-decay" (fourteenth session): within image of phase "full" with its weight falling from 1
+to 0 over the 5 minutes (cosine, ``TrainConfig.relation_decay``), the last untried schedule of issue 4's
+list: warm-ups that start CE alone lost (docs/relation-loss.md); this starts with the relation term shaping the
+class groups and leaves the last steps to CE. Rule set before the runs: it meets issue 4's relation target if
+its val mean over the five subsets is at least +3 over CE (the CE warp run of the same subset) with 4 of 5
+pairs above 0 and a test mean of 70 or more; a val mean above 0 with 4 of 5 pairs would be the first relation
+setting to lead CE with full masks, to be checked with a second seed before auto changes.
+
+    python benchmarks/cpu_warp.py specs.json [full|full-ema|full-smoothness|full-relation-decay]
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 """
 
@@ -39,5 +47,6 @@ def full_ema() -> list[dict]:
 
 if __name__ == "__main__":
     write_specs({"full": full, "full-ema": full_ema,
-                 "full-smoothness": lambda: [r for r in full(smoothness=3.0) if r["mode"] == "none"]},
+                 "full-smoothness": lambda: [r for r in full(smoothness=3.0) if r["mode"] == "none"],
+                "full-relation-decay": lambda: [r for r in full(relation_decay=True) if r["mode"] == "intra"]},
                 "cpu_warp_specs.json")

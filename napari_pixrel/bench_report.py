@@ -23,8 +23,8 @@ LABEL_NAMES = {"full": "Full masks", "scribbles": "Scribbles (~2% of pixels)",
                "patches": "Fully painted squares (~50% of pixels)",
                "patches32": "Fully painted 32-pixel squares (~50% of pixels)",
                "patches128": "Fully painted 128-pixel squares (~50% of pixels)"}
-RELATION_ONLY = {"relation_weight", "warmup_steps", "ramp_steps", "anchors_per_class", "negative_target",
-                 "hard_anchors"}
+RELATION_ONLY = {"relation_weight", "warmup_steps", "ramp_steps", "relation_decay", "anchors_per_class",
+                 "negative_target", "hard_anchors"}
 
 
 def device_label(device: dict) -> str:

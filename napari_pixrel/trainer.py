@@ -54,6 +54,7 @@ class TrainConfig:
     hard_anchors: bool = False
     warmup_steps: int = 0  # cross-entropy only before this step ...
     ramp_steps: int = 0  # ... then the relation weight rises linearly over this many steps
+    relation_decay: bool = False  # the relation weight falls to 0 over the budget (cosine): the last steps are CE's
     lr: float = 1e-3
     schedule: str = AUTO  # "constant", "cosine" (decay to 0 over the budget), or "auto": cosine for pixel relation
     steps: int | None = 600  # the budget of the loss comparison (docs/relation-loss.md)
@@ -94,13 +95,17 @@ class TrainConfig:
     def relation(self) -> RelationSettings:
         return RelationSettings(self.loss, self.anchors_per_class, self.negative_target, self.hard_anchors)
 
-    def weight_at(self, step: int) -> float:
-        """Relation weight at 1-based ``step``: 0 during warm-up, then a linear ramp to the full weight."""
+    def weight_at(self, step: int, progress: float = 0.0) -> float:
+        """Relation weight at 1-based ``step`` and 0..1 ``progress`` of the budget: 0 during warm-up, then a
+        linear ramp to the full weight, which with ``relation_decay`` falls to 0 as the budget ends."""
         if self.loss == "none" or step <= self.warmup_steps:
             return 0.0
-        if self.ramp_steps <= 0:
-            return self.relation_weight
-        return self.relation_weight * min(1.0, (step - self.warmup_steps) / self.ramp_steps)
+        weight = self.relation_weight
+        if self.ramp_steps > 0:
+            weight *= min(1.0, (step - self.warmup_steps) / self.ramp_steps)
+        if self.relation_decay:
+            weight *= 0.5 * (1.0 + math.cos(math.pi * progress))
+        return weight
 
 
 @dataclass(frozen=True)
@@ -369,7 +374,7 @@ class Trainer:
                 if cfg.warp:
                     x, y = random_warp(x, y, warp_gen)
                 x, target = x.contiguous(memory_format=torch.channels_last), y - 1
-                weight = cfg.weight_at(step + 1)
+                weight = cfg.weight_at(step + 1, self.progress(step, elapsed))
                 buffers = [b.detach().clone() for b in net.buffers()]  # BatchNorm stats move in forward
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision):
                     logits, emb = net(x)

@@ -1,5 +1,6 @@
 """The trainer: reports, control between steps, determinism, safety, and that it learns."""
 
+import math
 import threading
 from dataclasses import replace
 
@@ -69,6 +70,15 @@ def test_warmup_and_ramp_schedule_the_relation_weight():
     cfg = TrainConfig(loss="intra", relation_weight=0.5, warmup_steps=10, ramp_steps=10)
     assert cfg.weight_at(10) == 0 and cfg.weight_at(15) == pytest.approx(0.25) and cfg.weight_at(40) == 0.5
     assert TrainConfig(loss="none", relation_weight=1).weight_at(5) == 0
+
+
+def test_relation_decay_lowers_the_weight_to_zero_over_the_budget(sample):
+    cfg = TrainConfig(loss="intra", relation_weight=2.0, relation_decay=True)
+    assert cfg.weight_at(1, 0.0) == 2.0 and cfg.weight_at(300, 0.5) == pytest.approx(1.0)
+    assert cfg.weight_at(600, 1.0) == pytest.approx(0.0)
+    weights = [r.relation_weight for r in make(sample, replace(FAST, loss="intra", relation_decay=True, steps=4,
+                                                               eval_every=0)).run()]
+    assert weights[:4] == pytest.approx([0.5 * (1 + math.cos(math.pi * s / 4)) for s in range(4)])
 
 
 def test_cosine_matches_torchs_over_steps_and_decays_over_a_time_budget(sample):
