@@ -53,13 +53,16 @@ OUTPUT_KEY = "pixrel_output"  # metadata flag of the layers this dock writes
 RENDER_INTERVAL = 1.0  # seconds between layer/table updates while a job runs
 FIRST_EVAL_EVERY = 10  # evaluate (IoU, prediction) every 10 steps: a first prediction within seconds
 PREVIEW_PIXELS = 2**22  # training previews the whole image up to this many pixels, else its painted planes
-MODEL_FILTER = "pixrel model (*.pixrel);;all files (*)"
+MODEL_FILTER = "pixrel model (*.pixrel *.pt);;all files (*)"  # the CLI's examples write .pt
 
 
 def output_names(run: str) -> tuple[str, str]:
     """Names of the prediction and uncertainty layers of a run ("" = the one normal run)."""
     suffix = f" ({run})" if run else ""
     return PREDICTION + suffix, UNCERTAINTY + suffix
+
+
+OUTPUT_NAMES = {name for run in ("", TEACHING_BASELINE, TEACHING_RELATION) for name in output_names(run)}
 
 
 def iou_columns(run: str, val_iou: dict | None, train_iou: dict | None) -> dict:
@@ -100,19 +103,28 @@ def parse_validation(text: str, labels: np.ndarray) -> list[int]:
     return chosen
 
 
-def preview_of(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[int] | None]:
-    """What training predicts at each evaluation: the whole image when small, else only its painted planes
-    (the 20 EM sections of 1024 x 1024 would take about 21 s per evaluation on a 2-core CPU, against 2.6 s for
-    the 10 training steps between two: benchmarks/results/cpu/cost-cpu-2threads.json), and their plane indices
-    (None: all planes)."""
+def preview_of(image: np.ndarray, labels: np.ndarray, in_view: int | None = None
+               ) -> tuple[np.ndarray, list[int] | None]:
+    """What training predicts at each evaluation: the whole image when small, else only its painted planes and
+    the plane ``in_view`` (the 20 EM sections of 1024 x 1024 would take about 21 s per evaluation on a 2-core
+    CPU, against 2.6 s for the 10 training steps between two: benchmarks/results/cpu/cost-cpu-2threads.json),
+    and their plane indices (None: all planes)."""
     if labels.size <= PREVIEW_PIXELS:
         return image, None
     planes, _ = as_planes(image, labels_shape=labels.shape)
-    chosen = painted_indices(labels)
+    chosen = sorted(set(painted_indices(labels)) | ({in_view} if in_view is not None else set()))
     if len(chosen) == len(planes):
         return image, None
     preview = planes[chosen]
     return (preview if preview.shape[-1] > 1 else preview[..., 0]), chosen
+
+
+def partial_preview_note(planes: list[int], in_view: int | None, labels: np.ndarray) -> str:
+    """The status line's account of a partial preview: how many painted slices, and the slice in view."""
+    unpainted_in_view = in_view is not None and not labels.reshape((-1,) + labels.shape[-2:])[in_view].any()
+    in_view_too = " and the slice in view" if unpainted_in_view else ""
+    return (f"; the live prediction covers the {len(planes) - unpainted_in_view} painted slices{in_view_too} "
+            "(Apply predicts all)")
 
 
 def clock(seconds: float) -> str:
@@ -204,6 +216,8 @@ class PixrelWidget(QWidget):
         self._preview_shape: tuple = ()  # the shape of the output layers the preview is placed into
         self._preview_note = ""  # said after training's status messages while the preview is partial
         self._exported = PREDICTION  # the prediction layer Export writes: the newest of the model Save uses
+        self._exported_partial = False  # it covers some slices only (a large stack's live preview, a stopped Apply)
+        self._replaced = None  # (segmenters, segmenter) before Train: given back if training fails at once
         self._job_kind = ""
         self._render = None  # the running job's render function (see _rendered)
         self._train_started = 0.0
@@ -321,9 +335,10 @@ class PixrelWidget(QWidget):
         layout.addStretch(1)
 
     def _layer_choices(self, kind) -> list:
-        """(name, layer) of the viewer's layers of ``kind``, top of the layer list first, outputs excluded."""
+        """(name, layer) of the viewer's layers of ``kind``, top of the layer list first, outputs excluded (a
+        duplicate of one, which napari gives the output's metadata, is the user's: to correct and train on)."""
         return [(layer.name, layer) for layer in reversed(self.viewer.layers)
-                if isinstance(layer, kind) and not layer.metadata.get(OUTPUT_KEY)]
+                if isinstance(layer, kind) and not (layer.metadata.get(OUTPUT_KEY) and layer.name in OUTPUT_NAMES)]
 
     def _image_choices(self, _widget=None) -> list:
         return self._layer_choices(napari.layers.Image)
@@ -389,6 +404,11 @@ class PixrelWidget(QWidget):
     def _fail(self, err: BaseException) -> None:
         plain = isinstance(err, ValueError | MemoryError | OSError | JobFailed)
         message = str(err) if plain else f"{type(err).__name__}: {err}"
+        if self._job_kind == "training" and self._replaced is not None:
+            self.segmenters, self.segmenter = self._replaced
+            self._replaced = None
+            if self.segmenter is not None:
+                message += "; the model trained before is kept"
         self.last_error = message
         self.status.setText(message)
         show_error(message)
@@ -443,17 +463,22 @@ class PixrelWidget(QWidget):
             return layer
         if layer is not None:
             self.viewer.layers.remove(layer)
+        active = self.viewer.layers.selection.active  # napari activates an added layer: the user paints on
         if kind == "labels":
-            return self.viewer.add_labels(data, name=name, opacity=0.5, metadata={OUTPUT_KEY: True}, **where)
-        return self.viewer.add_image(data, name=name, colormap="magma", opacity=0.6, visible=False,
-                                     contrast_limits=(0.0, 1.0), metadata={OUTPUT_KEY: True}, **where)
+            layer = self.viewer.add_labels(data, name=name, opacity=0.5, metadata={OUTPUT_KEY: True}, **where)
+        else:
+            layer = self.viewer.add_image(data, name=name, colormap="magma", opacity=0.6, visible=False,
+                                          contrast_limits=(0.0, 1.0), metadata={OUTPUT_KEY: True}, **where)
+        if active is not None:
+            self.viewer.layers.selection.active = active
+        return layer
 
-    def _show_prediction(self, run: str, labels: np.ndarray, uncertain: np.ndarray) -> None:
+    def _show_prediction(self, run: str, labels: np.ndarray, uncertain: np.ndarray, partial: bool = False) -> None:
         prediction_name, uncertainty_name = output_names(run)
         self._output_layer(prediction_name, labels, "labels")
         self._output_layer(uncertainty_name, uncertain, "image")
         if not run or self.segmenters.get(run) is self.segmenter:  # Apply, a normal run, teaching's relation
-            self._exported = prediction_name
+            self._exported, self._exported_partial = prediction_name, partial
 
     def _prepare_outputs(self, run: str, shape: tuple) -> None:
         """Create missing output layers (empty) now: adding a layer costs the UI about 0.5 s, better spent
@@ -520,7 +545,8 @@ class PixrelWidget(QWidget):
         if self.busy:
             raise ValueError(f"{self._job_kind} is running: stop it first")
         image, labels, names, train, val = self._snapshot()
-        preview, self._preview_planes = preview_of(image, labels)
+        in_view = self._plane_in_view(labels.shape)
+        preview, self._preview_planes = preview_of(image, labels, in_view)
         self._preview_shape = labels.shape
         runs = {}
         for run, config in self._run_configs().items():
@@ -531,14 +557,15 @@ class PixrelWidget(QWidget):
                                 start_from=start)
         for run in runs:
             self._prepare_outputs(run, labels.shape)
+        self._replaced = self.segmenters, self.segmenter
         self.segmenters = {run: trainer.segmenter for run, trainer in runs.items()}
         self.segmenter = self.segmenters.get(TEACHING_RELATION, self.segmenters.get(""))
         self._latest = {}
         self.training_plot.clear()
         empty = {header: None for run in runs for header in iou_columns(run, None, None)}
         self.iou_table.show_iou(empty, names)
-        self._preview_note = "" if self._preview_planes is None else (
-            f"; the live prediction covers the {len(self._preview_planes)} painted slices (Apply predicts all)")
+        self._preview_note = "" if self._preview_planes is None else partial_preview_note(
+            self._preview_planes, in_view, labels)
         self._say(f"training on {len(train)} painted image(s), validating on {len(val)}{self._preview_note}")
         self._train_started = time.monotonic()
         self.first_prediction_after = None
@@ -547,6 +574,7 @@ class PixrelWidget(QWidget):
     def _render_training(self, item) -> None:
         """Render one (run name, TrainReport): progress every step, layers and table throttled."""
         run, report = item
+        self._replaced = None  # the new model has trained: it is the one to keep, even if training fails later
         self.training_plot.add(run, report)
         steps = f"step {report.step}/{report.max_steps}" if report.max_steps else f"step {report.step}"
         self._show_progress(report.progress, f"{steps}  {clock(report.elapsed)}")
@@ -569,11 +597,20 @@ class PixrelWidget(QWidget):
         columns = {}
         for run, report in self._latest.items():
             p = report.prediction
-            self._show_prediction(run, *map(self._in_place, (p.labels, uncertainty(p.probabilities))))
+            self._show_prediction(run, *map(self._in_place, (p.labels, uncertainty(p.probabilities))),
+                                  partial=self._preview_planes is not None)
             columns.update(iou_columns(run, report.val_iou, report.train_iou))
         self.iou_table.show_iou(columns, self.segmenter.class_names)
         if self.first_prediction_after is None:
             self.first_prediction_after = time.monotonic() - self._train_started
+
+    def _plane_in_view(self, shape: tuple) -> int | None:
+        """The index among the labels' planes of the slice the viewer shows (None for a single plane)."""
+        lead = shape[:-2]
+        if not lead:
+            return None
+        point = np.round(self._render_source.world_to_data(self.viewer.dims.point)[: len(lead)]).astype(int)
+        return int(np.ravel_multi_index(tuple(np.clip(point, 0, np.array(lead) - 1)), lead))
 
     def _in_place(self, preview: np.ndarray) -> np.ndarray:
         """A preview of the painted planes only, placed into an empty array of the labels' shape."""
@@ -657,8 +694,10 @@ class PixrelWidget(QWidget):
         flag = _StopFlag()
         self._render_source = layer
 
+        done = [0]
+
         def show() -> None:
-            self._show_prediction("", labels.reshape(shape), uncertain.reshape(shape))
+            self._show_prediction("", labels.reshape(shape), uncertain.reshape(shape), partial=done[0] < n)
 
         def predicted():
             for i, total, probs in iter_predict(segmenter, layer.data, rgb=layer.rgb):
@@ -669,6 +708,7 @@ class PixrelWidget(QWidget):
         def render(item) -> None:
             i, total, plane_labels, plane_uncertainty = item
             labels[i], uncertain[i] = plane_labels, plane_uncertainty
+            done[0] += 1
             self._show_progress((i + 1) / total, f"plane {i + 1}/{total}")
             if i + 1 == total:
                 self._say(f"applied the model to {total} plane(s) of {layer.name}")
@@ -698,6 +738,9 @@ class PixrelWidget(QWidget):
     def export_prediction(self, path) -> Path:
         if self._exported not in self.viewer.layers:
             raise ValueError(f"there is no '{self._exported}' layer to export yet: train or apply a model first")
+        if self._exported_partial:
+            raise ValueError(f"'{self._exported}' covers some slices only (the live preview of a large stack, or a "
+                             "stopped Apply): press Apply to image first")
         path = folder.write_labels(path, self.viewer.layers[self._exported].data)
         self._say(f"prediction written to {path}")
         return path

@@ -67,7 +67,8 @@ def train_config(args) -> TrainConfig:
     return TrainConfig(
         loss=args.loss, relation_weight=args.relation_weight, anchors_per_class=args.anchors, lr=args.lr,
         schedule=args.schedule,
-        steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, patch_size=args.patch_size,
+        steps=args.steps if args.steps is not None or args.minutes is not None else TrainConfig.steps,
+        minutes=args.minutes, batch_size=args.batch_size, patch_size=args.patch_size,
         seed=args.seed, device=args.device, eval_every=args.eval_every, keep=args.keep, warp=args.warp,
         ema=args.ema, smoothness=args.smoothness,
     )
@@ -149,7 +150,8 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
                    help="auto = pixel relation when under a quarter of the training pixels is painted "
                    "(scribbles) and the warp is off, else cross-entropy; none = cross-entropy only; "
                    "intra / inter = pixel relation within / across images. " + LOSS_ADVICE)
-    p.add_argument("--steps", type=int, default=steps, help="maximum training steps")
+    p.add_argument("--steps", type=int, default=steps, help=f"maximum training steps (default {steps})" if steps
+                   else f"maximum training steps (default {TrainConfig.steps}, none when --minutes is given)")
     p.add_argument("--minutes", type=float, default=minutes,
                    help="training time budget in minutes (evaluation excluded)")
     p.add_argument("--relation-weight", type=float, default=TrainConfig.relation_weight,
@@ -166,7 +168,8 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--encoder", default="resnet18", help="any segmentation-models-pytorch encoder name")
     p.add_argument("--embed-dim", type=int, default=8, help="channels per class group")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--eval-every", type=int, default=50,
+                   help="score the validation images (and remember the best weights) every this many steps")
     p.add_argument("--keep", choices=["best", "last"], default=TrainConfig.keep,
                    help="best = the weights of the evaluation that scored best on the validation images (every "
                    "--eval-every steps; without validation images the last); last = the last step's")
@@ -195,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-labels", nargs="*")
     p.add_argument("--class-names", nargs="*")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
-    _add_training_flags(p, steps=TrainConfig.steps, minutes=None)
+    _add_training_flags(p, steps=None, minutes=None)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="apply a model to tif images, stacks or time series")

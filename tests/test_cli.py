@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_pixrel.cli import format_iou_table, main
+from napari_pixrel.cli import build_parser, format_iou_table, main, train_config
 from napari_pixrel.modelfile import load_model, save_model
+from napari_pixrel.trainer import TrainConfig
 
 
 def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
@@ -82,6 +83,15 @@ def test_demo_prints_the_iou_table_and_writes_the_overlay(tmp_path, capsys):
     for name in ("background", "membrane", "mitochondria", "mIoU"):
         assert name in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_time_budget_alone_lifts_the_step_limit():
+    parse = build_parser().parse_args
+    files = ["train", "--images", "a.tif", "--labels", "a_labels.tif", "--out", "model.pt"]
+    assert train_config(parse(files)).steps == TrainConfig.steps
+    timed = train_config(parse(files + ["--minutes", "5"]))
+    assert timed.steps is None and timed.minutes == 5  # not cut at 600 steps, about 2.5 minutes on 2 cores
+    assert train_config(parse(files + ["--minutes", "5", "--steps", "100"])).steps == 100
 
 
 def test_iou_table_formatting():

@@ -16,6 +16,7 @@ import psutil
 import pytest
 import torch
 from conftest import noise, scribbles
+from napari.layers._layer_actions import _duplicate_layer
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt, QThreadPool
 from qtpy.QtWidgets import QFileDialog
@@ -327,6 +328,23 @@ def test_a_fault_inside_the_worker_is_a_notification_and_the_widget_recovers(mak
     assert_untouched(viewer, before, outputs=[PREDICTION, UNCERTAINTY])
 
 
+def test_a_training_that_fails_at_once_keeps_the_model_trained_before(make_napari_viewer, monkeypatch):
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((2, 64, 64)), scribbles((2, 64, 64)))
+    widget.run_in_thread = False
+    widget.train()
+    trained = widget.segmenter
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(PixRelNet, "forward", broken)
+    widget.train()
+    assert widget.last_error == "RuntimeError: injected fault; the model trained before is kept"
+    assert widget.segmenter is trained and widget.segmenters == {"": trained}
+    assert_idle(widget)
+
+
 def test_out_of_memory_while_applying_suggests_a_smaller_tile(make_napari_viewer, qtbot, monkeypatch):
     viewer = make_napari_viewer()
     widget = open_dock(viewer, noise((2, 64, 64)), scribbles((2, 64, 64)))
@@ -409,20 +427,47 @@ def test_applying_to_an_image_with_another_scale_moves_the_prediction_with_it(ma
 
 
 @pytest.mark.parametrize("image", [noise((6, 64, 64)), noise((6, 64, 64, 3), np.uint8, 255)], ids=["gray", "RGB"])
-def test_a_large_stack_previews_only_its_painted_slices(make_napari_viewer, monkeypatch, image):
+def test_a_large_stack_previews_its_painted_slices_and_the_one_in_view(make_napari_viewer, monkeypatch, image,
+                                                                       tmp_path):
     monkeypatch.setattr(_widget, "PREVIEW_PIXELS", 64 * 64)  # as if each slice were a 20-section EM stack's
     viewer = make_napari_viewer()
     widget = open_dock(viewer, image, scribbles((6, 64, 64), painted=[1, 4]))
     widget.run_in_thread = False
+    viewer.dims.set_current_step(0, 2)  # the user looks at an unpainted slice when pressing Train
     widget.train()
     assert widget.last_error == ""
     prediction = viewer.layers[PREDICTION].data
     assert prediction.shape == (6, 64, 64)
-    assert [bool(plane.all()) for plane in prediction] == [False, True, False, False, True, False]
-    assert not prediction[[0, 2, 3, 5]].any()  # not predicted during training: Apply does that
+    assert [bool(plane.all()) for plane in prediction] == [False, True, True, False, True, False]
+    assert not prediction[[0, 3, 5]].any()  # not predicted during training: Apply does that
+    assert widget.status.text().endswith(
+        "the live prediction covers the 2 painted slices and the slice in view (Apply predicts all)")
+    viewer.dims.set_current_step(0, 4)  # a painted slice in view adds none
+    widget.train()
+    assert [bool(plane.all()) for plane in viewer.layers[PREDICTION].data] == [False, True, False, False, True, False]
     assert widget.status.text().endswith("the live prediction covers the 2 painted slices (Apply predicts all)")
+    widget.export_prediction(tmp_path / "partial.tif")  # refused: most of its slices are empty
+    assert "covers some slices only" in widget.last_error and not (tmp_path / "partial.tif").exists()
     widget.apply_to_image()
     assert (viewer.layers[PREDICTION].data >= 1).all()
+    widget.export_prediction(tmp_path / "all.tif")
+    assert widget.last_error == "" and (tmp_path / "all.tif").exists()
+
+
+def test_a_copy_of_the_prediction_can_be_corrected_and_trained_on(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((2, 64, 64)), scribbles((2, 64, 64)))
+    widget.run_in_thread = False
+    viewer.layers.selection.active = viewer.layers["labels"]
+    widget.train()
+    assert viewer.layers.selection.active is viewer.layers["labels"]  # Train added layers; the brush stays put
+    viewer.layers.selection.active = viewer.layers[PREDICTION]
+    _duplicate_layer(viewer.layers)  # napari's Duplicate Layer, which copies the output's metadata
+    copy = viewer.layers[f"{PREDICTION} copy"]
+    assert copy in widget.labels.choices and viewer.layers[PREDICTION] not in widget.labels.choices
+    widget.labels.value = copy
+    widget.train()
+    assert widget.last_error == "" and widget.status.text() == "training finished at step 2"
 
 
 def test_50_train_stop_cycles_leak_no_threads_layers_or_memory(make_napari_viewer, qtbot):
