@@ -52,6 +52,7 @@ UNCERTAINTY = "pixrel uncertainty"
 OUTPUT_KEY = "pixrel_output"  # metadata flag of the layers this dock writes
 RENDER_INTERVAL = 1.0  # seconds between layer/table updates while a job runs
 FIRST_EVAL_EVERY = 10  # evaluate (IoU, prediction) every 10 steps: a first prediction within seconds
+EVAL_SHARE = 1 / 3  # ... but at most a third of the time: large images (benchmarks/large_image_eval.py)
 PREVIEW_PIXELS = 2**22  # training previews the whole image up to this many pixels, else its painted planes
 MODEL_FILTER = "pixrel model (*.pixrel *.pt);;all files (*)"  # the CLI's examples write .pt
 
@@ -505,6 +506,7 @@ class PixrelWidget(QWidget):
             "ema": EMA_DECAY if self.average.value else 0.0,
             "smoothness": AUTO if self.spread.value else 0.0,
             "cpu_threads": self.cpu_threads,
+            "eval_share": EVAL_SHARE,
             **self.train_settings,
         })
 

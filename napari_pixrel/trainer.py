@@ -69,6 +69,8 @@ class TrainConfig:
     smoothness: float | str = AUTO  # weight of the pairwise loss spreading scribbles to alike neighbours; auto:
     # on for sparse labels (loss_choice.py)
     eval_every: int = 25
+    eval_share: float = 0.0  # > 0: an evaluation also waits until it would take at most this share of the wall
+    # time (large images, where one evaluation costs many steps; the napari dock uses a third)
     keep: str = "best"  # "best": the weights of the best validation evaluation (needs validation labels); "last"
     cpu_threads: int | None = None  # None: torch's default (all cores); the napari dock leaves one to the UI
 
@@ -85,6 +87,8 @@ class TrainConfig:
             raise ValueError("schedule is 'constant', 'cosine' or 'auto'")
         if self.keep not in ("best", "last"):
             raise ValueError("keep is 'best' (the best validation evaluation) or 'last'")
+        if not 0.0 <= self.eval_share < 1.0:
+            raise ValueError("eval_share is the most of the wall time evaluations may take, from 0 (off) to below 1")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError("ema is a decay per step from 0 (off) to below 1, e.g. 0.99")
         if self.smoothness != AUTO and not (isinstance(self.smoothness, (int, float)) and self.smoothness >= 0
@@ -236,6 +240,7 @@ class Trainer:
         self._counted = [(a, b) for a, b in pairs if not a.is_floating_point()]  # BatchNorm's step counts
         self._steps_before = history[-1]["step"] if history else 0
         self._last_eval: tuple = (-1, None, None, None)
+        self._eval_cost = (0.0, -math.inf)  # (seconds the last evaluation took, training seconds when it was)
         self._best: _Checkpoint | None = None
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -296,9 +301,11 @@ class Trainer:
         if evaluate and self._last_eval[0] == step:
             _, val_iou, train_iou, prediction = self._last_eval
         elif evaluate:
+            started = time.perf_counter()
             val_iou, train_iou = self.evaluate()
             if self.preview is not None:
                 prediction = predict(self.segmenter, self.preview)
+            self._eval_cost = (time.perf_counter() - started, elapsed)
             self._last_eval = (step, val_iou, train_iou, prediction)
             self.segmenter.training["history"].append(
                 {"step": self._steps_before + step, "elapsed": round(elapsed, 3), "loss": terms[0], "ce": terms[1],
@@ -308,6 +315,15 @@ class Trainer:
             self.net.train()
         return TrainReport(step, cfg.steps, elapsed, self.progress(step, elapsed), *terms, weight, val_iou, train_iou,
                            prediction, finished, message, step if finished else None)
+
+    def _evaluation_due(self, step: int, elapsed: float) -> bool:
+        """Every ``eval_every`` steps, and with ``eval_share`` only once the training since the last evaluation
+        is long enough for that evaluation's cost to be at most this share of the time."""
+        cfg = self.config
+        if cfg.eval_every <= 0 or step % cfg.eval_every:
+            return False
+        seconds, at = self._eval_cost
+        return cfg.eval_share <= 0 or elapsed - at >= seconds * (1 - cfg.eval_share) / cfg.eval_share
 
     def _remember_if_best(self, step: int, val_iou: dict | None, train_iou: dict | None) -> None:
         """Copy the weights when this evaluation beats every earlier one on validation (keep="best")."""
@@ -398,7 +414,7 @@ class Trainer:
                 self._average(step)
                 elapsed += time.perf_counter() - t0
                 terms = (loss.item(), ce.item(), rel.item())
-                evaluate = cfg.eval_every > 0 and step % cfg.eval_every == 0
+                evaluate = self._evaluation_due(step, elapsed)
                 note = self.loss_choice if step == 1 else ""
                 yield self._report(step, elapsed, terms, weight, evaluate, message=note)
         except torch.OutOfMemoryError:

@@ -72,6 +72,17 @@ def test_warmup_and_ramp_schedule_the_relation_weight():
     assert TrainConfig(loss="none", relation_weight=1).weight_at(5) == 0
 
 
+def test_eval_share_spaces_evaluations_that_cost_many_steps(sample):
+    large = np.tile(sample[0][4], (4, 4))  # predicting it costs far more than a step on 64-pixel patches
+    config = replace(FAST, steps=12, eval_every=1, eval_share=0.2)
+    reports = list(make(sample, config, val=planes(sample, (4,)), preview=large).run())
+    evaluated = [r.step for r in reports if r.val_iou is not None and not r.finished]
+    assert evaluated == [1]  # the next would wait for 4 times the first evaluation's time of training
+    assert reports[-1].finished and reports[-1].prediction.labels.shape == large.shape
+    with pytest.raises(ValueError, match="eval_share"):
+        TrainConfig(eval_share=1.0)
+
+
 def test_relation_decay_lowers_the_weight_to_zero_over_the_budget(sample):
     cfg = TrainConfig(loss="intra", relation_weight=2.0, relation_decay=True)
     assert cfg.weight_at(1, 0.0) == 2.0 and cfg.weight_at(300, 0.5) == pytest.approx(1.0)
