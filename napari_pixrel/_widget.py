@@ -35,7 +35,7 @@ from .data import as_planes, painted_indices, painted_planes, split_labels
 from .evidence import LOSS_ADVICE
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED
 from .model import ModelConfig, Segmenter
-from .predict import iter_predict, labels_dtype, uncertainty
+from .predict import class_labels, iter_predict, labels_dtype, uncertainty
 from .study import Study
 from .trainer import EMA_DECAY, TrainConfig, Trainer, resolve_device
 
@@ -702,10 +702,8 @@ class PixrelWidget(QWidget):
             self._show_prediction("", labels.reshape(shape), uncertain.reshape(shape), partial=done[0] < n)
 
         def predicted():
-            for i, total, probs in iter_predict(segmenter, layer.data, rgb=layer.rgb):
-                if flag.stopped:
-                    return
-                yield i, total, (probs.argmax(0) + 1).astype(labels.dtype), uncertainty(probs)
+            for i, total, probs in iter_predict(segmenter, layer.data, rgb=layer.rgb, should_stop=lambda: flag.stopped):
+                yield i, total, class_labels(probs), uncertainty(probs)
 
         def render(item) -> None:
             i, total, plane_labels, plane_uncertainty = item

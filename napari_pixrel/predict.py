@@ -59,8 +59,13 @@ def _read(plane, y0: int, x0: int, size: int) -> np.ndarray:
     return np.pad(win, pads, mode="symmetric") if any(p != (0, 0) for p in pads[:2]) else win
 
 
-def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 64) -> np.ndarray:
-    """Probabilities (K, H, W) for one raw (H, W, C) plane."""
+def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 64,
+                  should_stop: Callable[[], bool] | None = None) -> np.ndarray | None:
+    """Probabilities (K, H, W) for one raw (H, W, C) plane; None when ``should_stop()`` turned true between two
+    tiles (a plane of a large slide takes minutes)."""
+    stopped = should_stop or (lambda: False)
+    if stopped():
+        return None
     segmenter.net.eval()
     norm = segmenter.normalizer
     h, w = plane.shape[:2]
@@ -74,6 +79,8 @@ def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 6
     out = np.empty((segmenter.n_classes, h, w), np.float32)
     for y in range(0, h, core):
         for x in range(0, w, core):
+            if stopped():
+                return None
             window = norm(_read(plane, y - overlap, x - overlap, tile))
             probs = _run(segmenter, [window])[0]
             ch, cw = min(core, h - y), min(core, w - x)
@@ -82,18 +89,31 @@ def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 6
 
 
 def iter_predict(
-    segmenter: Segmenter, image, tile: int = 512, overlap: int = 64, rgb: bool = False
+    segmenter: Segmenter, image, tile: int = 512, overlap: int = 64, rgb: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (plane index, number of planes, probabilities (K, H, W)) plane by plane. ``rgb``: the last
-    axis is colour (as_planes)."""
+    """Yield (plane index, number of planes, probabilities (K, H, W)) plane by plane, until ``should_stop()``
+    (checked between tiles). ``rgb``: the last axis is colour (as_planes)."""
     planes, _ = as_planes(image, n_channels=segmenter.config.in_channels, rgb=rgb)
     n = planes.shape[0]
     for i in range(n):
-        yield i, n, predict_plane(segmenter, planes[i], tile, overlap)
+        probabilities = predict_plane(segmenter, planes[i], tile, overlap, should_stop)
+        if probabilities is None:
+            return
+        yield i, n, probabilities
 
 
 def labels_dtype(n_classes: int):
     return np.uint8 if n_classes < 255 else np.uint16
+
+
+def class_labels(probabilities: np.ndarray) -> np.ndarray:
+    """Labels 1..K of (K, H, W) probabilities, in bands: no plane-sized int64 argmax next to them."""
+    k, h = probabilities.shape[:2]
+    labels = np.empty(probabilities.shape[1:], labels_dtype(k))
+    for y in range(0, h, 256):
+        labels[y:y + 256] = probabilities[:, y:y + 256].argmax(0) + 1
+    return labels
 
 
 def predict(
@@ -110,13 +130,10 @@ def predict(
     n, h, w = planes.shape[:3]
     labels = np.zeros((n, h, w), labels_dtype(segmenter.n_classes))
     probs = np.zeros((segmenter.n_classes, n, h, w), np.float32) if probabilities else None
-    for i, _, p in iter_predict(segmenter, image, tile, overlap, rgb):
-        for y in range(0, h, 256):  # in bands: no plane-sized int64 argmax next to the probabilities
-            labels[i, y:y + 256] = p[:, y:y + 256].argmax(0) + 1
+    for i, _, p in iter_predict(segmenter, image, tile, overlap, rgb, should_stop):
+        labels[i] = class_labels(p)
         if probs is not None:
             probs[:, i] = p
-        if should_stop is not None and should_stop():
-            break
     shape = tuple(lead) + (h, w)
     return Prediction(labels.reshape(shape), None if probs is None else probs.reshape((-1,) + shape))
 

@@ -21,7 +21,7 @@ import numpy as np
 from .data import Plane
 from .metrics import ConfusionMatrix
 from .model import ModelConfig
-from .predict import predict_plane
+from .predict import class_labels, predict_plane
 from .trainer import TrainConfig, Trainer
 
 
@@ -158,7 +158,7 @@ class Study:
 
     def _score(self, trainer: Trainer, plane: Plane) -> dict:
         probs = predict_plane(trainer.segmenter, plane.image)
-        return ConfusionMatrix(self.model.n_classes).update(probs.argmax(0) + 1, plane.labels).as_dict(
+        return ConfusionMatrix(self.model.n_classes).update(class_labels(probs), plane.labels).as_dict(
             self.class_names
         )
 

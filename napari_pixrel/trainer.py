@@ -32,7 +32,7 @@ from .loss_choice import AUTO, choose_loss
 from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
 from .model import STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
-from .predict import Prediction, predict, predict_plane
+from .predict import Prediction, class_labels, predict, predict_plane
 from .smoothness import smoothness_loss
 from .warp import random_warp
 
@@ -270,7 +270,7 @@ class Trainer:
                 return None
             cm = ConfusionMatrix(k)
             for p in planes:
-                cm.update(predict_plane(self.segmenter, p.image).argmax(0) + 1, p.labels)
+                cm.update(class_labels(predict_plane(self.segmenter, p.image)), p.labels)
             return cm.as_dict(names)
 
         return score(self.val_planes), score(self.train_planes)

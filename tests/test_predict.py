@@ -4,7 +4,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_pixrel.predict import predict, predict_plane
+from napari_pixrel.predict import class_labels, iter_predict, predict, predict_plane
 
 
 def big_image(sample, size=700):
@@ -49,6 +49,24 @@ def test_tiny_and_odd_sizes_are_padded_never_cropped(tiny_segmenter, shape):
 
 def test_stop_between_planes(sample, tiny_segmenter):
     calls = []
-    result = predict(tiny_segmenter, sample[0][:4], should_stop=lambda: calls.append(1) or len(calls) >= 2)
-    assert len(calls) == 2
+    result = predict(tiny_segmenter, sample[0][:4], should_stop=lambda: calls.append(1) or len(calls) >= 3)
+    assert len(calls) == 3  # asked before each plane: the third is not started
     assert (result.labels[:2] > 0).all() and (result.labels[2:] == 0).all()
+
+
+def test_stop_between_the_tiles_of_a_large_plane(sample, tiny_segmenter):
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) >= 4
+
+    assert list(iter_predict(tiny_segmenter, big_image(sample), tile=256, should_stop=stop)) == []
+    assert len(calls) == 4  # before the plane and before each tile: 2 of its 36 tiles predicted, then stopped
+
+
+def test_class_labels_in_bands_equal_the_argmax():
+    probabilities = np.random.default_rng(0).random((3, 600, 50)).astype(np.float32)
+    labels = class_labels(probabilities)
+    assert labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, probabilities.argmax(0) + 1)
