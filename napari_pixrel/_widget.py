@@ -277,7 +277,8 @@ class PixrelWidget(QWidget):
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
         self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "
-                                   "(e.g. '4, 5'), 'last' = the last painted slice, empty = none")
+                                   "(e.g. '4, 5'; with several sliders, slices counted in order through all of "
+                                   "them), 'last' = the last painted slice, empty = none")
         self.labels.changed.connect(self._take_class_names_from_layer)
         form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
                                   self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.keep_best,
