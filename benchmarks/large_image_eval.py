@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from napari_pixrel._widget import EVAL_SHARE, FIRST_EVAL_EVERY
+from napari_pixrel._widget import EVAL_SHARE, FIRST_EVAL_EVERY, ui_spare_threads
 from napari_pixrel.bench import environment
 from napari_pixrel.data import painted_planes
 from napari_pixrel.model import ModelConfig
@@ -41,7 +40,7 @@ def mosaic(stack: np.ndarray) -> np.ndarray:
 
 def run(image: np.ndarray, scribbles: np.ndarray, share: float, seconds: float) -> dict:
     config = TrainConfig(steps=None, minutes=seconds / 60, eval_every=FIRST_EVAL_EVERY, eval_share=share,
-                         cpu_threads=max(1, (os.cpu_count() or 1) - 1))
+                         cpu_threads=ui_spare_threads())
     trainer = Trainer(painted_planes(image, scribbles), config, ModelConfig(n_classes=3),
                       class_names=["background", "membrane", "mitochondria"], preview=image)
     started = time.perf_counter()

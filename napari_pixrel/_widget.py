@@ -128,6 +128,11 @@ def partial_preview_note(planes: list[int], in_view: int | None, labels: np.ndar
             "(Apply predicts all)")
 
 
+def ui_spare_threads() -> int:
+    """The dock's torch threads: one fewer than the cores (at least 1), so napari's UI never starves."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def clock(seconds: float) -> str:
     return time.strftime("%M:%S", time.gmtime(seconds))
 
@@ -203,7 +208,7 @@ class PixrelWidget(QWidget):
         self.viewer = napari_viewer
         self.run_in_thread = True  # False: jobs run inline (tests, scripts)
         # CPU threads of background jobs: one core is left to napari so the UI never starves (None: all)
-        self.cpu_threads: int | None = max(1, (os.cpu_count() or 1) - 1)
+        self.cpu_threads: int | None = ui_spare_threads()
         self.model_settings: dict = {}  # extra ModelConfig fields, e.g. {"encoder": "resnet18"}
         self.train_settings: dict = {"eval_every": FIRST_EVAL_EVERY}  # extra TrainConfig fields
         self.segmenter: Segmenter | None = None  # the model that Save / Apply use
