@@ -13,7 +13,9 @@ are created once and then updated in place, at most once per
 from __future__ import annotations
 
 import functools
+import math
 import os
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -81,24 +83,49 @@ def parse_class_names(text: str) -> list[str]:
     return names
 
 
+def _sliders(labels_shape: tuple) -> tuple[int, ...]:
+    """The lengths of the leading axes napari shows a slider for (it hides those of length 1)."""
+    return tuple(n for n in labels_shape[:-2] if n > 1)
+
+
+def slice_name(index: int, sliders: tuple[int, ...]) -> str:
+    """A plane index as the user reads it on napari's sliders: '7', or 't:z' ('2:5') with several sliders."""
+    if len(sliders) < 2 or not 0 <= index < math.prod(sliders):
+        return str(index)
+    return ":".join(str(int(i)) for i in np.unravel_index(index, sliders))
+
+
+def _plane_index(token: str, sliders: tuple[int, ...]) -> int:
+    """'7' (planes counted in order through all sliders) or one number per slider, 't:z', -> plane index."""
+    try:
+        parts = [int(t) for t in token.split(":")]
+    except ValueError:
+        raise ValueError(f"validation slice {token!r}: give slice numbers such as '4, 5' (or '2:5' for t:z), or "
+                         "'last', or leave it empty") from None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) != len(sliders) or any(not 0 <= p < n for p, n in zip(parts, sliders)):
+        shown = (f"{len(sliders)} slider(s) of {' x '.join(map(str, sliders))} positions" if sliders
+                 else "no slider")
+        raise ValueError(f"validation slice {token!r}: the labels have {shown}")
+    return int(np.ravel_multi_index(parts, sliders))
+
+
 def parse_validation(text: str, labels: np.ndarray) -> list[int]:
     """Plane indices held out for validation: "" = none, "last" = last painted plane (when 2+ are painted),
-    else numbers as on napari's slider (stacks with several leading axes: planes counted in order)."""
-    text = text.strip().lower()
+    else numbers as on napari's slider; with several sliders (T and Z) one number per slider, 't:z', or
+    planes counted in order through all of them."""
+    text = re.sub(r"\s*:\s*", ":", text.strip().lower())
     if not text:
         return []
-    painted = painted_indices(labels)
+    painted, sliders = painted_indices(labels), _sliders(labels.shape)
     if text == "last":
         return painted[-1:] if len(painted) >= 2 else []
-    try:
-        chosen = sorted({int(t) for t in text.replace(",", " ").split()})
-    except ValueError:
-        raise ValueError(
-            f"validation slices {text!r}: give slice numbers such as '4, 5', or 'last', or leave it empty"
-        ) from None
-    unpainted = [i for i in chosen if i not in painted]
+    chosen = sorted({_plane_index(t, sliders) for t in text.replace(",", " ").split()})
+    unpainted = [slice_name(i, sliders) for i in chosen if i not in painted]
     if unpainted:
-        raise ValueError(f"validation slice(s) {unpainted} have nothing painted; painted slices: {painted}")
+        raise ValueError(f"validation slice(s) {', '.join(unpainted)} have nothing painted; painted slices: "
+                         f"{', '.join(slice_name(i, sliders) for i in painted)}")
     if len(chosen) == len(painted):
         raise ValueError("every painted slice is marked for validation: leave at least one for training")
     return chosen
@@ -282,8 +309,8 @@ class PixrelWidget(QWidget):
         self.teaching = CheckBox(text="teaching mode: cross-entropy baseline beside pixel relation")
         self.class_names.tooltip = "comma-separated; label 1 = first name, 2 = second, ...; 0 = not painted"
         self.validation.tooltip = ("painted slices held out to measure IoU: numbers as on napari's slider "
-                                   "(e.g. '4, 5'; with several sliders, slices counted in order through all of "
-                                   "them), 'last' = the last painted slice, empty = none")
+                                   "(e.g. '4, 5'; with a T and a Z slider 't:z', e.g. '2:5', or slices counted "
+                                   "in order through both), 'last' = the last painted slice, empty = none")
         self.labels.changed.connect(self._take_class_names_from_layer)
         form = Container(widgets=[self.image, self.labels, self.class_names, self.validation, self.loss,
                                   self.loss_advice, self.relation_weight, self.budget, self.budget_unit, self.keep_best,

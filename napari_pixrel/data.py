@@ -9,6 +9,7 @@ fix, before anything is trained or changed.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,26 @@ def painted_planes(image, labels, n_classes: int | None = None) -> list[Plane]:
             check_image(img)
             out.append(Plane(img, lab[i]))
     return out
+
+
+def same_pixels(planes: list[Plane], image, n_channels: int) -> list[int | None]:
+    """For each plane, the index of a plane of ``image`` with the same pixels (as float32, what the normaliser
+    reads), or None. Prediction depends on the pixels only, so a training plane found in the live preview is
+    scored on the preview's prediction instead of being predicted a second time at each evaluation."""
+    stack, _ = as_planes(image, n_channels=n_channels)
+
+    def key(pixels) -> bytes:
+        digest = hashlib.blake2b(digest_size=16)
+        for y in range(0, pixels.shape[0], 256):  # in bands: no plane-sized copy beside the image
+            digest.update(np.ascontiguousarray(pixels[y:y + 256], np.float32))
+        return digest.digest()
+
+    shape = tuple(stack.shape[1:])
+    found = {}
+    if any(p.image.shape == shape for p in planes):
+        for j in range(stack.shape[0]):
+            found.setdefault(key(stack[j]), j)
+    return [found.get(key(p.image)) if p.image.shape == shape else None for p in planes]
 
 
 def painted_indices(labels) -> list[int]:

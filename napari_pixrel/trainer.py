@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from .data import Normalizer, PatchSampler, Plane, check_image
+from .data import Normalizer, PatchSampler, Plane, check_image, same_pixels
 from .loss_choice import AUTO, choose_loss
 from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
@@ -240,6 +240,7 @@ class Trainer:
         self._counted = [(a, b) for a, b in pairs if not a.is_floating_point()]  # BatchNorm's step counts
         self._steps_before = history[-1]["step"] if history else 0
         self._last_eval: tuple = (-1, None, None, None)
+        self._in_preview: list[int | None] | None = None  # per plane (train, then val): its plane in the preview
         self._eval_cost = (0.0, -math.inf)  # (seconds the last evaluation took, training seconds when it was)
         self._best: _Checkpoint | None = None
         self._stop = threading.Event()
@@ -263,17 +264,33 @@ class Trainer:
 
     def evaluate(self) -> tuple[dict | None, dict | None]:
         """(IoU on validation planes, IoU on painted training pixels)."""
-        names, k = self.segmenter.class_names, self.segmenter.n_classes
+        return self._evaluate(None)
 
-        def score(planes):
-            if not planes:
+    def _evaluate(self, preview: Prediction | None) -> tuple[dict | None, dict | None]:
+        """``evaluate``, reading the planes that are in the preview image from ``preview``, its prediction by
+        the current weights, instead of predicting them again."""
+        names, k = self.segmenter.class_names, self.segmenter.n_classes
+        planes = self.train_planes + self.val_planes
+        if preview is None:
+            in_preview = [None] * len(planes)
+        else:
+            if self._in_preview is None:  # found once, in the training thread (hashing a large image takes time)
+                self._in_preview = same_pixels(planes, self.preview, self.segmenter.config.in_channels)
+            in_preview = self._in_preview
+        previewed = preview.labels.reshape((-1,) + preview.labels.shape[-2:]) if preview is not None else None
+
+        def score(chosen):
+            if not chosen:
                 return None
             cm = ConfusionMatrix(k)
-            for p in planes:
-                cm.update(class_labels(predict_plane(self.segmenter, p.image)), p.labels)
+            for i in chosen:
+                p, j = planes[i], in_preview[i]
+                cm.update(class_labels(predict_plane(self.segmenter, p.image)) if j is None else previewed[j],
+                          p.labels)
             return cm.as_dict(names)
 
-        return score(self.val_planes), score(self.train_planes)
+        n = len(self.train_planes)
+        return score(range(n, len(planes))), score(range(n))
 
     def progress(self, step: int, elapsed: float) -> float:
         """0..1 of the step or time budget, whichever is nearer its end."""
@@ -302,9 +319,9 @@ class Trainer:
             _, val_iou, train_iou, prediction = self._last_eval
         elif evaluate:
             started = time.perf_counter()
-            val_iou, train_iou = self.evaluate()
             if self.preview is not None:
                 prediction = predict(self.segmenter, self.preview)
+            val_iou, train_iou = self._evaluate(prediction)
             self._eval_cost = (time.perf_counter() - started, elapsed)
             self._last_eval = (step, val_iou, train_iou, prediction)
             self.segmenter.training["history"].append(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_pixrel.data import Normalizer, PatchSampler, Plane, as_planes, check_labels, painted_planes
+from napari_pixrel.data import Normalizer, PatchSampler, Plane, as_planes, check_labels, painted_planes, same_pixels
 
 
 def test_layouts_are_found_from_the_labels_shape():
@@ -32,6 +32,25 @@ def test_only_painted_slices_of_a_stack_are_used():
     planes = painted_planes(image, labels)
     assert len(planes) == 2
     np.testing.assert_array_equal(planes[1].image[..., 0], image[3].astype(np.float32))
+
+
+def test_planes_are_found_in_an_image_by_their_pixels():
+    rng = np.random.default_rng(0)
+    stack = rng.integers(0, 255, (4, 16, 16, 2), dtype=np.uint8)
+    labels = np.zeros((4, 16, 16), np.uint8)
+    labels[[1, 3], 2, 3] = 1
+    planes = painted_planes(stack, labels)  # float32 copies of planes 1 and 3
+    assert same_pixels(planes, stack, n_channels=2) == [1, 3]
+    assert same_pixels(planes, stack[[3, 0]], n_channels=2) == [None, 0]
+    assert same_pixels(planes, stack[:, :8], n_channels=2) == [None, None]  # another shape
+    changed = stack[[1]].copy()
+    changed[0, 0, 0, 0] ^= 1
+    assert same_pixels(planes, changed, n_channels=2) == [None, None]  # one pixel differs
+    gray = painted_planes(stack[..., 0], labels)
+    assert same_pixels(gray, stack[3, ..., 0], n_channels=1) == [None, 0]  # a 2D image is one plane
+    assert same_pixels(gray, stack[[3, 2, 1], ..., 0], n_channels=1) == [2, 0]  # the dock's partial preview
+    tall = np.concatenate([stack[..., 0]] * 20, axis=1)  # more rows than one band
+    assert same_pixels(painted_planes(tall, np.concatenate([labels] * 20, axis=1)), tall, n_channels=1) == [1, 3]
 
 
 @pytest.mark.parametrize(

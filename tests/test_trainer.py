@@ -12,7 +12,7 @@ from conftest import TINY
 from napari_pixrel.data import painted_planes
 from napari_pixrel.metrics import ConfusionMatrix
 from napari_pixrel.modelfile import load_model, save_model
-from napari_pixrel.predict import predict
+from napari_pixrel.predict import predict, predict_plane
 from napari_pixrel.sample_data import CLASS_NAMES
 from napari_pixrel.trainer import EMA_DECAY, TrainConfig, Trainer
 
@@ -41,6 +41,27 @@ def test_reports_every_step_with_evaluation_every_n(sample):
     assert final.prediction.labels.shape == (256, 256)
     assert all(np.isfinite([r.loss, r.ce, r.relation]).all() for r in reports)
     assert [h["step"] for h in trainer.segmenter.training["history"]] == [3, 6]
+
+
+def test_planes_in_the_preview_are_scored_on_its_prediction(sample, monkeypatch):
+    """An evaluation predicts each image once: painted planes found in the preview (here in reverse order) are
+    read from its prediction, with the IoU of predicting them on their own."""
+    import napari_pixrel.trainer as trainer_module
+
+    predicted = []
+
+    def counted(segmenter, plane, *args, **kwargs):
+        predicted.append(plane.shape)
+        return predict_plane(segmenter, plane, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "predict_plane", counted)  # the IoU's own predictions, not the preview's
+    trainer = make(sample, replace(FAST, eval_every=0), val=planes(sample, (4,)), preview=sample[0][[1, 0]])
+    final = list(trainer.run())[-1]
+    assert len(predicted) == 1  # only the validation plane is outside the preview
+    assert final.prediction.labels.shape == (2, 256, 256)
+    predicted.clear()
+    assert trainer.evaluate() == (final.val_iou, final.train_iou)
+    assert len(predicted) == 3  # two training planes, one validation plane
 
 
 @pytest.mark.parametrize(("loss", "warp"), [("none", False), ("intra", False), ("inter", False), ("intra", True)])

@@ -9,7 +9,15 @@ import tifffile
 from qtpy.QtCore import QThreadPool
 
 from napari_pixrel._sample_data import few_shot_sample
-from napari_pixrel._widget import LOSSES, OUTPUT_KEY, PREDICTION, UNCERTAINTY, PixrelWidget, output_names
+from napari_pixrel._widget import (
+    LOSSES,
+    OUTPUT_KEY,
+    PREDICTION,
+    UNCERTAINTY,
+    PixrelWidget,
+    output_names,
+    parse_validation,
+)
 from napari_pixrel.loss_choice import SMOOTHNESS_WEIGHT
 from napari_pixrel.trainer import EMA_DECAY, TrainConfig
 
@@ -120,6 +128,27 @@ def test_errors_become_messages_and_the_widget_recovers(widget, viewer):
     widget.continue_training()
     assert "no model to continue" in widget.last_error
     assert widget.train_button.enabled
+
+
+def test_validation_slices_of_a_time_series_of_stacks_are_named_t_colon_z():
+    labels = np.zeros((3, 4, 8, 8), np.uint8)  # T, Z, Y, X
+    labels[0, 1, 2, 2] = labels[2, 3, 2, 2] = labels[1, 0, 4, 4] = 1
+    assert parse_validation("2:3", labels) == [11]
+    assert parse_validation("2:3, 1:0", labels) == [4, 11] == parse_validation("11 4", labels)
+    assert parse_validation("last", labels) == [11]
+    with pytest.raises(ValueError, match=r"2 slider\(s\) of 3 x 4"):
+        parse_validation("3:0", labels)
+    with pytest.raises(ValueError, match=r"slice\(s\) 0:2 have nothing painted; painted slices: 0:1, 1:0, 2:3"):
+        parse_validation("0:2", labels)
+    with pytest.raises(ValueError, match="'two': give slice numbers such as '4, 5' \\(or '2:5' for t:z\\)"):
+        parse_validation("two", labels)
+    with pytest.raises(ValueError, match=r"slice\(s\) -1, 99 have nothing painted"):
+        parse_validation("99, -1", labels)
+    assert parse_validation(" 2 : 3 ", labels) == [11]
+    with pytest.raises(ValueError, match=r"slice\(s\) 5 have nothing painted; painted slices: 1$"):
+        parse_validation("5", labels[:1])  # napari shows no slider for an axis of length 1
+    with pytest.raises(ValueError, match="'0:1': the labels have no slider"):
+        parse_validation("0:1", labels[0, 0])
 
 
 def test_continue_training_and_teaching_mode(widget, viewer, tmp_path):
