@@ -1,8 +1,9 @@
 """How much of a dock training run on one large 2D image goes to evaluation, with and without ``eval_share``.
 
-The dock evaluates every 10 steps (IoU of the painted pixels, the live prediction of the whole image). On a
-2048 x 2048 image one evaluation predicts 4 million pixels twice, which costs many training steps, and a
-minutes budget counts training time only, so the wall time grows with every evaluation. ``eval_share``
+The dock evaluates every 10 steps (the live prediction of the whole image, and the IoU of the painted pixels,
+read from it since the fifteenth session). On a 2048 x 2048 image one evaluation predicts 4 million pixels,
+which costs many training steps, and a minutes budget counts training time only, so the wall time grows with
+every evaluation. ``eval_share``
 (the dock's ``EVAL_SHARE``) makes an evaluation wait until it takes at most that share of the time.
 
 The image is a mosaic of the shipped synthetic sample (8 x 8 tiles of 256 pixels) with its scribbles; the
