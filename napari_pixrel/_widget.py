@@ -88,7 +88,7 @@ def _sliders(labels_shape: tuple) -> tuple[int, ...]:
     return tuple(n for n in labels_shape[:-2] if n > 1)
 
 
-def slice_name(index: int, sliders: tuple[int, ...]) -> str:
+def _slice_name(index: int, sliders: tuple[int, ...]) -> str:
     """A plane index as the user reads it on napari's sliders: '7', or 't:z' ('2:5') with several sliders."""
     if len(sliders) < 2 or not 0 <= index < math.prod(sliders):
         return str(index)
@@ -122,10 +122,10 @@ def parse_validation(text: str, labels: np.ndarray) -> list[int]:
     if text == "last":
         return painted[-1:] if len(painted) >= 2 else []
     chosen = sorted({_plane_index(t, sliders) for t in text.replace(",", " ").split()})
-    unpainted = [slice_name(i, sliders) for i in chosen if i not in painted]
+    unpainted = [_slice_name(i, sliders) for i in chosen if i not in painted]
     if unpainted:
         raise ValueError(f"validation slice(s) {', '.join(unpainted)} have nothing painted; painted slices: "
-                         f"{', '.join(slice_name(i, sliders) for i in painted)}")
+                         f"{', '.join(_slice_name(i, sliders) for i in painted)}")
     if len(chosen) == len(painted):
         raise ValueError("every painted slice is marked for validation: leave at least one for training")
     return chosen
