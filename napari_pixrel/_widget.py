@@ -26,7 +26,7 @@ import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QEvent
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QFileDialog, QLabel, QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
 from . import folder, modelfile
@@ -57,6 +57,8 @@ FIRST_EVAL_EVERY = 10  # evaluate (IoU, prediction) every 10 steps: a first pred
 EVAL_SHARE = 1 / 3  # ... but at most a third of the time: large images (benchmarks/large_image_eval.py)
 PREVIEW_PIXELS = 2**22  # training previews the whole image up to this many pixels, else its painted planes
 MODEL_FILTER = "pixrel model (*.pixrel *.pt);;all files (*)"  # the CLI's examples write .pt
+# the budget a unit starts at when chosen: 600 steps or 5 minutes, the budgets the README's benchmark measured
+BUDGET_DEFAULTS = {"steps": TrainConfig.steps, "minutes": 5.0}
 
 
 def output_names(run: str) -> tuple[str, str]:
@@ -160,6 +162,12 @@ def ui_spare_threads() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
+def full_resolution(layer: napari.layers.Layer):
+    """A layer's data at full resolution: a multi-resolution (pyramid) layer's data is the list of its levels,
+    which np.array would turn into the smallest one."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
 def clock(seconds: float) -> str:
     return time.strftime("%M:%S", time.gmtime(seconds))
 
@@ -203,6 +211,32 @@ def _alternate(runs: dict[str, Trainer]):
                 del generators[name]
 
 
+class _WorkerPause:
+    """Pause / Resume of a job run in a thread worker. The worker, not the job, waits between two reports: on
+    exit napari asks its workers to quit and waits without a time limit, and a job waiting inside its generator
+    never sees that. A pause takes effect once the step in flight has ended, by when Resume or Stop may have
+    come: it is undone then. Listed after the jobs, its ``stop`` lets a paused worker run on to see theirs."""
+
+    def __init__(self, worker):
+        self.worker, self.held = worker, False
+        # direct: run in the worker's thread, even while the UI thread waits for it (closing the viewer)
+        worker.paused.connect(self._paused, Qt.ConnectionType.DirectConnection)
+
+    def pause(self) -> None:
+        self.held = True
+        self.worker.pause()
+
+    def resume(self) -> None:
+        self.held = False
+        self.worker.resume()
+
+    stop = resume
+
+    def _paused(self) -> None:
+        if not self.held:
+            self.worker.resume()
+
+
 class _StopFlag:
     """Stop control for jobs that have none of their own (prediction)."""
 
@@ -242,7 +276,8 @@ class PixrelWidget(QWidget):
         self.segmenters: dict[str, Segmenter] = {}  # per run of the last training ("" = normal run)
         self.last_error = ""  # the message of the last failed action or job ("" = none)
         self.worker = None
-        self._jobs: list = []  # what Stop / Pause / Resume act on; never rebound (see destroyed)
+        self._worker_pause: _WorkerPause | None = None  # Pause / Resume of the running thread worker
+        self._jobs: list = []  # what Stop acts on; never rebound (see destroyed)
         self._latest: dict = {}  # run name -> newest report that carries IoU and a prediction
         self._render_source = None  # the layer whose scale/translate output layers copy
         self._preview_planes: list[int] | None = None  # the planes training previews (None: all)
@@ -287,8 +322,9 @@ class PixrelWidget(QWidget):
                                             max=100.0, step=0.01)
         self.relation_weight.tooltip = ("weight of the pixel-relation term; 1 is the paper's and the steadiest "
                                         "measured on the EM benchmark")
-        self.budget = FloatSpinBox(label="budget", value=TrainConfig.steps, min=0.1, max=1e6, step=10)
-        self.budget_unit = ComboBox(label="budget unit", choices=["steps", "minutes"], value="steps")
+        self.budget = FloatSpinBox(label="budget", value=BUDGET_DEFAULTS["steps"], min=0.1, max=1e6, step=10)
+        self.budget_unit = ComboBox(label="budget unit", choices=list(BUDGET_DEFAULTS), value="steps")
+        self.budget_unit.changed.connect(self._budget_unit_changed)
         self.keep_best = CheckBox(text="keep the weights that scored best on validation",
                                   value=TrainConfig.keep == "best")
         self.keep_best.tooltip = ("at the end, go back to the evaluation with the highest validation mIoU (needs "
@@ -384,6 +420,10 @@ class PixrelWidget(QWidget):
         self.image.reset_choices()
         self.labels.reset_choices()
 
+    def _budget_unit_changed(self, unit: str) -> None:
+        """The number kept from the other unit would be far off (600 steps as minutes: 10 hours)."""
+        self.budget.value = BUDGET_DEFAULTS[unit]
+
     def _take_class_names_from_layer(self, layer) -> None:
         names = layer.metadata.get("class_names") if layer is not None else None
         if names:
@@ -420,6 +460,8 @@ class PixrelWidget(QWidget):
         self.worker.yielded.connect(self._rendered)
         self.worker.errored.connect(self._fail)
         self.worker.finished.connect(self._finished)
+        self._worker_pause = _WorkerPause(self.worker)
+        self._jobs.append(self._worker_pause)
         self.worker.start()
 
     def _rendered(self, report) -> None:
@@ -430,7 +472,7 @@ class PixrelWidget(QWidget):
 
     def _finished(self) -> None:
         self._jobs.clear()
-        self.worker = None
+        self.worker = self._worker_pause = None
         if self.status.text() == "stopping ...":
             self._say(f"{self._job_kind} stopped")
         self._set_busy("")
@@ -459,14 +501,15 @@ class PixrelWidget(QWidget):
         return bool(self._job_kind)
 
     def pause(self) -> None:
-        for job in self._jobs:
-            job.pause()
+        """Pause the thread worker (see _WorkerPause); a job run inline holds the UI, nothing can pause it."""
+        if self._worker_pause is not None:
+            self._worker_pause.pause()
         self.pause_button.enabled, self.resume_button.enabled = False, True
         self._say("paused")
 
     def resume(self) -> None:
-        for job in self._jobs:
-            job.resume()
+        if self._worker_pause is not None:
+            self._worker_pause.resume()
         self.pause_button.enabled, self.resume_button.enabled = True, False
         self._say("training")
 
@@ -516,9 +559,10 @@ class PixrelWidget(QWidget):
 
     def _prepare_outputs(self, run: str, shape: tuple) -> None:
         """Create missing output layers (empty) now: adding a layer costs the UI about 0.5 s, better spent
-        when Train is pressed than in the middle of the user's panning and painting."""
+        when Train is pressed than in the middle of the user's panning and painting. Empty, they are partial:
+        Export refuses them until a prediction fills them."""
         if any(name not in self.viewer.layers for name in output_names(run)):
-            self._show_prediction(run, np.zeros(shape, np.uint8), np.zeros(shape, np.float32))
+            self._show_prediction(run, np.zeros(shape, np.uint8), np.zeros(shape, np.float32), partial=True)
 
     # ---------- training
     def _chosen_layers(self):
@@ -556,7 +600,7 @@ class PixrelWidget(QWidget):
         """Copies of the chosen image and labels, the class names and the (training, validation) planes cut
         from the labels' copy."""
         image_layer, labels_layer = self._chosen_layers()
-        image, labels = np.array(image_layer.data), np.array(labels_layer.data)
+        image, labels = np.array(full_resolution(image_layer)), np.array(full_resolution(labels_layer))
         names = parse_class_names(self.class_names.value)
         train_labels, val_labels = split_labels(labels, parse_validation(self.validation.value, labels))
         train = painted_planes(image, train_labels, len(names))
@@ -663,7 +707,8 @@ class PixrelWidget(QWidget):
             raise ValueError(f"{self._job_kind} is running: stop it first")
         image_layer, labels_layer = self._chosen_layers()
         names = parse_class_names(self.class_names.value)
-        planes = painted_planes(np.array(image_layer.data), np.array(labels_layer.data), len(names))
+        planes = painted_planes(np.array(full_resolution(image_layer)), np.array(full_resolution(labels_layer)),
+                                len(names))
         config = replace(self._train_config(), steps=self.study_steps.value, minutes=None)
         channels = planes[0].image.shape[-1] if planes else 1
         model = ModelConfig(n_classes=len(names), in_channels=channels, **self.model_settings)
@@ -720,7 +765,8 @@ class PixrelWidget(QWidget):
         if self.image.value is None:
             raise ValueError("choose an image layer to apply the model to")
         layer = self.image.value
-        planes, lead = as_planes(layer.data, n_channels=segmenter.config.in_channels, rgb=layer.rgb)
+        data = full_resolution(layer)
+        planes, lead = as_planes(data, n_channels=segmenter.config.in_channels, rgb=layer.rgb)
         self._check_output_names(*output_names(""))
         n, h, w = planes.shape[:3]
         labels = np.zeros((n, h, w), labels_dtype(segmenter.n_classes))
@@ -735,7 +781,7 @@ class PixrelWidget(QWidget):
             self._show_prediction("", labels.reshape(shape), uncertain.reshape(shape), partial=done[0] < n)
 
         def predicted():
-            for i, total, probs in iter_predict(segmenter, layer.data, rgb=layer.rgb, should_stop=lambda: flag.stopped):
+            for i, total, probs in iter_predict(segmenter, data, rgb=layer.rgb, should_stop=lambda: flag.stopped):
                 yield i, total, class_labels(probs), uncertainty(probs)
 
         def render(item) -> None:
@@ -772,9 +818,10 @@ class PixrelWidget(QWidget):
         if self._exported not in self.viewer.layers:
             raise ValueError(f"there is no '{self._exported}' layer to export yet: train or apply a model first")
         if self._exported_partial:
-            raise ValueError(f"'{self._exported}' covers some slices only (the live preview of a large stack, or a "
-                             "stopped Apply): press Apply to image first")
-        path = folder.write_labels(path, self.viewer.layers[self._exported].data)
+            raise ValueError(f"'{self._exported}' covers some slices only, or none (empty until training's first "
+                             "evaluation, the live preview of a large stack, a stopped Apply): press Apply to image "
+                             "first")
+        path = folder.write_tif(path, self.viewer.layers[self._exported].data)
         self._say(f"prediction written to {path}")
         return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -13,12 +14,12 @@ import tifffile
 
 from .data import painted_planes
 from .evidence import LOSS_ADVICE
-from .folder import output_file_name, read_tif
+from .folder import check_output_names, output_file_name, read_tif, write_tif
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED, SMOOTHNESS_WEIGHT
 from .model import ModelConfig
 from .modelfile import load_model, save_model
 from .predict import predict
-from .trainer import TrainConfig, Trainer, TrainReport, resolve_device
+from .trainer import TrainConfig, Trainer, TrainReport, classes_in_labels, resolve_device
 
 
 def _progress(report: TrainReport, stream=sys.stderr) -> None:
@@ -56,10 +57,21 @@ def _read_pairs(images: list[str], labels: list[str], what: str) -> list:
     planes = []
     for im, lab in zip(images, labels):
         try:
-            planes += painted_planes(tifffile.imread(im), tifffile.imread(lab))
-        except ValueError as err:
+            planes += painted_planes(read_tif(im)[0], tifffile.imread(lab))
+        except (ValueError, OSError) as err:
             raise SystemExit(f"pixrel: {im}: {err}") from None
     return planes
+
+
+def _writable_model_path(out: str) -> Path:
+    """Refuse, before training, a model path that could not be written after it."""
+    path = Path(out)
+    if path.is_dir():
+        raise SystemExit(f"pixrel: --out {out} is a folder: give a file name, e.g. {path / 'model.pt'}")
+    folder = next(p for p in path.absolute().parents if p.exists())  # save_model creates the missing ones
+    if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        raise SystemExit(f"pixrel: --out {out} cannot be written ({folder} is not a writable folder)")
+    return path
 
 
 def train_config(args) -> TrainConfig:
@@ -98,29 +110,28 @@ def run_training(trainer: Trainer, quiet: bool = False) -> TrainReport:
 
 
 def cmd_train(args) -> int:
+    out = _writable_model_path(args.out)
     train = _read_pairs(args.images, args.labels, "training")
     val = _read_pairs(args.val_images or [], args.val_labels or [], "validation")
-    # at least 2, so that nothing or one class painted gets the trainer's message, which names the fix
-    n_classes = len(args.class_names) if args.class_names else max([2] + [int(p.labels.max()) for p in train + val])
     try:
+        n_classes = len(args.class_names) if args.class_names else classes_in_labels(train + val)
         model = ModelConfig(n_classes=n_classes, encoder=args.encoder, embed_dim=args.embed_dim)
         trainer = Trainer(train, train_config(args), model=model, val=val, class_names=args.class_names)
         report = run_training(trainer, args.quiet)
     except (ValueError, MemoryError) as err:
         raise SystemExit(f"pixrel: {err}") from None
-    save_model(trainer.segmenter, args.out)
+    try:
+        save_model(trainer.segmenter, out)
+    except OSError as err:
+        raise SystemExit(f"pixrel: the model could not be written to {out} ({err})") from None
     print(format_iou_table({"train (painted)": report.train_iou, "validation": report.val_iou}))
     print(f"{report.step} steps in {report.elapsed:.1f}s of training; model written to {args.out}")
     return 0
 
 
 def cmd_predict(args) -> int:
-    names = [output_file_name(path) for path in args.images]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise SystemExit(f"pixrel: several images would be written to {', '.join(twice)} in {args.out}: predict "
-                         "files with the same name into separate --out folders")
     try:
+        names = check_output_names(args.images)
         segmenter = load_model(args.model, device=resolve_device(args.device))
     except ValueError as err:
         raise SystemExit(f"pixrel: {err}") from None
@@ -133,9 +144,9 @@ def cmd_predict(args) -> int:
             result = predict(segmenter, image, tile=args.tile, probabilities=args.probabilities, rgb=rgb)
         except (ValueError, MemoryError, OSError) as err:
             raise SystemExit(f"pixrel: {path}: {err}") from None
-        tifffile.imwrite(out / name, result.labels, compression="zlib")
+        write_tif(out / name, result.labels)
         if args.probabilities:
-            tifffile.imwrite(out / output_file_name(path, "probabilities"), result.probabilities, compression="zlib")
+            write_tif(out / output_file_name(path, "probabilities"), result.probabilities)
         print(f"{path}: {time.perf_counter() - t0:.1f}s -> {out / name}")
     return 0
 

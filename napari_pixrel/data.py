@@ -46,11 +46,13 @@ def as_planes(image, n_channels: int | None = None, labels_shape: tuple | None =
                 "layer created for this image (same height, width and slices)"
             )
     else:
-        has_channels = rgb or (n_channels is not None and n_channels > 1)
+        # a grayscale image saved with a channel axis of 1 (H, W, 1) is one plane, not H one-row planes
+        single = n_channels == 1 and len(shape) >= 3 and shape[-1] == 1
+        has_channels = rgb or single or (n_channels is not None and n_channels > 1)
         if has_channels and n_channels is not None and shape[-1] != n_channels:
-            kind = f"an RGB image with {shape[-1]} channels" if rgb else f"of shape {shape}"
+            kind = f"has {shape[-1]} colour channels" if rgb else f"has shape {shape}"
             raise ValueError(
-                f"the model expects {n_channels} channels (last axis), the image is {kind}: "
+                f"the model expects {n_channels} channels (last axis), the image {kind}: "
                 "apply a model trained on images like this one, or train one on it"
             )
     spatial = shape[:-1] if has_channels else shape
@@ -63,10 +65,11 @@ def as_planes(image, n_channels: int | None = None, labels_shape: tuple | None =
 
 
 def check_labels(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    """Validate a label array and return it as int64."""
+    """Validate a label array (whole numbers, none negative, none above ``n_classes``); returned as it is, not
+    converted: a stack's unpainted slices need no int64 copy."""
     labels = np.asarray(labels)
     if labels.dtype == bool:
-        return labels.astype(np.int64)
+        return labels
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
             f"labels have dtype {labels.dtype}; labels must be whole numbers (0 = not painted, 1, 2, ... = "
@@ -79,7 +82,7 @@ def check_labels(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray
             f"labels contain class {int(labels.max())} but only {n_classes} classes are configured: "
             f"give class names up to class {int(labels.max())}, or repaint those pixels"
         )
-    return labels.astype(np.int64)
+    return labels
 
 
 def check_image(image) -> None:
@@ -91,16 +94,18 @@ def check_image(image) -> None:
 
 
 def painted_planes(image, labels, n_classes: int | None = None) -> list[Plane]:
-    """The planes of ``image`` that have at least one painted pixel (stacks: painted slices only)."""
+    """The planes of ``image`` that have at least one painted pixel (stacks: painted slices only), each a copy
+    (float32 pixels, int64 labels), so that unpainted slices are never converted and no plane keeps the whole
+    stack alive; a lazy (dask) image is read for its painted planes only."""
     labels = check_labels(labels, n_classes)
-    planes, _ = as_planes(np.asarray(image), labels_shape=labels.shape)
+    planes, _ = as_planes(image if hasattr(image, "shape") else np.asarray(image), labels_shape=labels.shape)
     lab = labels.reshape((planes.shape[0],) + labels.shape[-2:])
     out = []
     for i in range(planes.shape[0]):
         if lab[i].any():
             img = np.asarray(planes[i], dtype=np.float32)
             check_image(img)
-            out.append(Plane(img, lab[i]))
+            out.append(Plane(img, lab[i].astype(np.int64)))
     return out
 
 

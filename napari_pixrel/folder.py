@@ -20,27 +20,43 @@ TIF_SUFFIXES = (".tif", ".tiff")
 OUTPUT_SUBFOLDER = "pixrel_labels"
 
 
-def write_labels(path, labels: np.ndarray) -> Path:
-    """Write a label image as a zlib-compressed TIFF (readable by napari, Fiji, tifffile)."""
+def write_tif(path, array: np.ndarray) -> Path:
+    """Write labels or probabilities as a zlib-compressed grayscale TIFF (readable by napari, Fiji, tifffile):
+    a stack of 3 or 4 slices would otherwise be written as one colour image."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, np.asarray(labels), compression="zlib")
+    tifffile.imwrite(path, np.asarray(array), compression="zlib", photometric="minisblack")
     return path
 
 
 def read_tif(path) -> tuple[np.ndarray, bool]:
-    """(pixels, whether their last axis is RGB colour, as the file says): a grayscale model must refuse an
-    RGB file rather than read its colour axis as a stack of slices. Colour stored first (planar) stays a
-    stack of planes, as tifffile writes a 3-slice array by default."""
+    """(pixels, whether their last axis holds channels, as the file says): a grayscale model must refuse a
+    colour file rather than read its colour axis as a stack of slices. Contiguous samples (RGB and other
+    colour) are the last axis already; an ImageJ or OME channel axis ("C", stored first) is moved last.
+    Samples stored first (planar) stay a stack of planes, as older tifffile wrote a 3-slice array."""
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB and series.axes.endswith("S")
-        return series.asarray(), rgb
+        pixels, axes = series.asarray(), series.axes
+    if axes.endswith("S"):
+        return pixels, True
+    if "C" in axes and pixels.shape[axes.index("C")] > 1:
+        return np.moveaxis(pixels, axes.index("C"), -1), True
+    return pixels, False
 
 
 def output_file_name(path, kind: str = "labels") -> str:
     """``name.tif`` (or ``name.ome.tif``) -> ``name_<kind>.tif``."""
     return f"{Path(path).stem.removesuffix('.ome')}_{kind}.tif"
+
+
+def check_output_names(paths, kind: str = "labels") -> list[str]:
+    """The output file name of each input; refused when two inputs (``a.tif`` and ``a.tiff``) would write one."""
+    names = [output_file_name(path, kind) for path in paths]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"several images would be written to {', '.join(twice)}: predict files with the same "
+                         "name into separate output folders")
+    return names
 
 
 def tif_files(folder) -> list[Path]:
@@ -66,10 +82,15 @@ def predict_folder(
     ``out_folder`` defaults to ``folder/pixrel_labels``.
     """
     files = tif_files(folder)
+    names = check_output_names(files)
     out = Path(out_folder) if out_folder is not None else Path(folder) / OUTPUT_SUBFOLDER
-    for i, path in enumerate(files):
-        image, rgb = read_tif(path)
-        labels = predict(segmenter, image, tile, overlap, probabilities=False, should_stop=should_stop, rgb=rgb).labels
+    for i, (path, name) in enumerate(zip(files, names)):
+        try:
+            image, channels = read_tif(path)
+            labels = predict(segmenter, image, tile, overlap, probabilities=False, should_stop=should_stop,
+                             rgb=channels).labels
+        except (ValueError, OSError) as err:
+            raise ValueError(f"{path.name}: {err} ({i} of {len(files)} images done)") from None
         if should_stop is not None and should_stop():
             return
-        yield i + 1, len(files), write_labels(out / output_file_name(path), labels)
+        yield i + 1, len(files), write_tif(out / name, labels)

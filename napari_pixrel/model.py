@@ -38,6 +38,9 @@ class ModelConfig:
             raise ValueError("segmentation needs at least 2 classes")
         if self.head not in HEADS:
             raise ValueError(f"head {self.head!r} is not one of {HEADS}")
+        if self.encoder not in smp.encoders.get_encoder_names():
+            raise ValueError(f"encoder {self.encoder!r} is not one segmentation-models-pytorch "
+                             f"{smp.__version__} has (e.g. resnet18, resnet34, mobilenet_v2, efficientnet-b0)")
         object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))
 
     def to_dict(self) -> dict:

@@ -15,6 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import segmentation_models_pytorch as smp
 import torch
 
 from .data import Normalizer
@@ -72,12 +73,14 @@ def load_model(path, device: str | torch.device = "cpu") -> Segmenter:
         raise ModelFileError(f"{path.name} is not a napari-pixrel model file")
     if payload.get("version", 0) > VERSION:
         raise ModelFileError(f"{path.name} was written by a newer napari-pixrel; upgrade to read it")
-    net = PixRelNet(ModelConfig(**payload["config"]))
-    net.load_state_dict(payload["state_dict"])
-    net.to(device).eval()
-    return Segmenter(
-        net=net,
-        normalizer=Normalizer.from_dict(payload["normalizer"]),
-        class_names=list(payload["class_names"]),
-        training=payload.get("training", {}),
-    )
+    try:
+        net = PixRelNet(ModelConfig(**payload["config"]))
+        net.load_state_dict(payload["state_dict"])
+        normalizer = Normalizer.from_dict(payload["normalizer"])
+        class_names = list(payload["class_names"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # missing or unknown fields, other weights
+        raise ModelFileError(f"{path.name} cannot be rebuilt by this napari-pixrel and "
+                             f"segmentation-models-pytorch {smp.__version__} ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else err!r})") from None
+    return Segmenter(net=net.to(device).eval(), normalizer=normalizer, class_names=class_names,
+                     training=payload.get("training", {}))

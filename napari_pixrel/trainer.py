@@ -81,8 +81,10 @@ class TrainConfig:
             raise ValueError("give a number of steps, a time budget in minutes, or both")
         if (self.steps is not None and self.steps < 1) or (self.minutes is not None and not self.minutes > 0):
             raise ValueError("the budget is at least 1 step, or more than 0 minutes")
-        if self.patch_size % STRIDE:
-            raise ValueError(f"patch_size must be a multiple of {STRIDE}")
+        if self.patch_size < STRIDE or self.patch_size % STRIDE:
+            raise ValueError(f"patch_size must be a multiple of {STRIDE} (32, 64, ... 256, ...)")
+        if self.batch_size < 1:
+            raise ValueError("batch_size is at least 1")
         if self.schedule not in ("constant", "cosine", AUTO):
             raise ValueError("schedule is 'constant', 'cosine' or 'auto'")
         if self.keep not in ("best", "last"):
@@ -144,9 +146,35 @@ class _Checkpoint:
 
 
 def resolve_device(device: str) -> torch.device:
+    """The device of a name: auto (CUDA when there is one, else the CPU) or a torch device name; a name torch
+    does not know, or a device this machine lacks, is refused here rather than at the first step."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a device name: use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not (torch.cuda.is_available()
+                                         and (resolved.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s); "
+                         "use auto or cpu")
+    return resolved
+
+
+def classes_in_labels(planes: list[Plane]) -> int:
+    """The number of classes labels imply when no class names say it: their largest value (at least 2, so that
+    one class painted gets check_training_labels' message). Values that leave most class numbers unpainted
+    (masks of 0/255, instance labels) are refused: every number up to the largest would become a class."""
+    values = set()
+    for p in planes:
+        values.update(int(v) for v in np.unique(p.labels) if v > 0)
+    highest = max(values, default=0)
+    if highest > max(8, 2 * len(values)):
+        shown = ", ".join(str(v) for v in sorted(values)[:8]) + (", ..." if len(values) > 8 else "")
+        raise ValueError(f"the labels hold values up to {highest} but only {len(values)} different ones ({shown}): "
+                         "number the classes 1, 2, 3, ... (0 = not painted); a model gets one class for every "
+                         "number up to the largest")
+    return max(2, highest)
 
 
 def check_training_labels(train: list[Plane], val: list[Plane], class_names: list[str]) -> None:
@@ -162,7 +190,8 @@ def check_training_labels(train: list[Plane], val: list[Plane], class_names: lis
     for p in train:
         painted.update(int(v) for v in np.unique(p.labels) if v > 0)
     if len(painted) < 2:
-        raise ValueError(f"only one class is painted ({names(painted)}): paint at least two classes")
+        raise ValueError(f"only one class is painted ({names(painted)}): paint at least two classes (0 means "
+                         "not painted: add 1 to a mask that numbers its classes from 0)")
     in_val = set()
     for p in val:
         in_val.update(int(v) for v in np.unique(p.labels) if v > 0)
@@ -190,7 +219,8 @@ class Trainer:
             n_classes = start_from.n_classes
             class_names = class_names or start_from.class_names
         else:
-            n_classes = model.n_classes if model else max(int(p.labels.max()) for p in train + val) if train else 0
+            n_classes = (model.n_classes if model else len(class_names) if class_names
+                         else classes_in_labels(train + val) if train else 0)
             class_names = class_names or default_class_names(max(n_classes, 2))
         check_training_labels(train, val, class_names)
         if len(class_names) != n_classes:

@@ -1,5 +1,6 @@
 """The pixrel command end to end on real files."""
 
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,9 @@ def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
     pred = tifffile.imread(tmp_path / "pred" / "stack_labels.tif")
     assert pred.shape == (3, 256, 256) and set(np.unique(pred)) <= {1, 2, 3}
     assert tifffile.imread(tmp_path / "pred" / "stack_probabilities.tif").shape == (3, 3, 256, 256)
+    for name in ("stack_labels.tif", "stack_probabilities.tif"):  # stacks of 3, not colour images
+        with tifffile.TiffFile(tmp_path / "pred" / name) as tif:
+            assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
 
 
 def test_bad_input_gives_a_message_not_a_traceback(tmp_path):
@@ -54,7 +58,7 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path):
 def test_predict_refuses_an_rgb_file_for_a_grayscale_model_and_clashing_output_names(tmp_path, tiny_segmenter):
     model = str(save_model(tiny_segmenter, tmp_path / "gray.pt"))
     tifffile.imwrite(tmp_path / "colour.tif", np.zeros((40, 48, 3), np.uint8), photometric="rgb")
-    with pytest.raises(SystemExit, match="the model expects 1 channels .* an RGB image with 3 channels"):
+    with pytest.raises(SystemExit, match="the model expects 1 channels .* has 3 colour channels"):
         main(["predict", "--model", model, "--images", str(tmp_path / "colour.tif"), "--out", str(tmp_path / "o")])
     assert not list((tmp_path / "o").glob("*.tif"))  # nothing written as if it were 40 slices
     for folder in ("a", "b"):
@@ -97,3 +101,57 @@ def test_a_time_budget_alone_lifts_the_step_limit():
 def test_iou_table_formatting():
     table = format_iou_table({"val": {"a": 0.5, "b": float("nan"), "mIoU": 0.5}})
     assert "50.0" in table and "-" in table.splitlines()[2]
+
+
+def _small_pair(tmp_path, labels=None):
+    """One 64 x 64 image and its labels as files: (image path, labels path)."""
+    if labels is None:
+        labels = np.zeros((64, 64), np.uint8)
+        labels[:8, :8], labels[-8:, -8:] = 1, 2
+    tifffile.imwrite(tmp_path / "a.tif", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    tifffile.imwrite(tmp_path / "a_labels.tif", labels)
+    return str(tmp_path / "a.tif"), str(tmp_path / "a_labels.tif")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"--images": "missing.tif"}, "missing.tif"),
+    ({"--out": "FOLDER"}, "is a folder: give a file name"),
+    ({"--batch-size": "0"}, "batch_size is at least 1"),
+    ({"--patch-size": "0"}, "patch_size must be a multiple of 32"),
+    ({"--encoder": "resnet81"}, "encoder 'resnet81' is not one segmentation-models-pytorch"),
+    ({"--device": "gpu"}, "device 'gpu' is not a device name"),
+])
+def test_train_refuses_unusable_files_and_flags_with_a_message_before_training(tmp_path, change, message):
+    image, labels = _small_pair(tmp_path)
+    flags = {"--images": image, "--labels": labels, "--out": str(tmp_path / "m.pt"), "--steps": "1", **change}
+    if flags["--out"] == "FOLDER":
+        flags["--out"] = str(tmp_path)
+    with pytest.raises(SystemExit, match=message):
+        main(["train", *(part for flag, value in flags.items() for part in (flag, value))])
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("values, message", [((1, 255), "values up to 255 but only 2 different ones (1, 255)"),
+                                             ((1,), "add 1 to a mask that numbers its classes from 0")])
+def test_masks_not_numbered_as_classes_are_refused_with_the_fix(tmp_path, values, message):
+    labels = np.zeros((64, 64), np.uint8)
+    for i, v in enumerate(values):
+        labels[i * 8:(i + 1) * 8] = v
+    image, labels = _small_pair(tmp_path, labels)
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        main(["train", "--images", image, "--labels", labels, "--out", str(tmp_path / "m.pt")])
+
+
+def test_a_channel_first_imagej_file_trains_and_predicts_as_channels(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (2, 64, 64), dtype=np.uint8)  # C, Y, X as Fiji saves two channels
+    tifffile.imwrite(tmp_path / "two.tif", image, imagej=True, metadata={"axes": "CYX"})
+    _, labels = _small_pair(tmp_path)
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"an older model")  # overwritten, as users retrain into one file
+    assert main(["train", "--images", str(tmp_path / "two.tif"), "--labels", labels, "--steps", "1",
+                 "--patch-size", "64", "--quiet", "--out", str(model)]) == 0
+    assert load_model(model).config.in_channels == 2
+    assert main(["predict", "--model", str(model), "--images", str(tmp_path / "two.tif"),
+                 "--out", str(tmp_path / "pred")]) == 0
+    assert tifffile.imread(tmp_path / "pred" / "two_labels.tif").shape == (64, 64)

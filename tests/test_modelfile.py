@@ -82,3 +82,19 @@ def test_a_killed_save_leaves_the_previous_file_intact(tmp_path, tiny_segmenter)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     assert path.read_bytes() == before
     load_model(path)
+
+
+@pytest.mark.parametrize("change", ["unknown encoder", "missing names", "unknown setting", "other weights"])
+def test_a_model_file_this_version_cannot_rebuild_is_refused_with_the_reason(tmp_path, tiny_segmenter, change):
+    payload = torch.load(save_model(tiny_segmenter, tmp_path / "good.pt"), weights_only=True)
+    if change == "unknown encoder":
+        payload["config"]["encoder"] = "no-such-encoder"
+    elif change == "missing names":
+        del payload["class_names"]
+    elif change == "unknown setting":
+        payload["config"]["attention"] = True
+    else:
+        payload["state_dict"] = {k: v[..., :1] if v.ndim else v for k, v in payload["state_dict"].items()}
+    torch.save(payload, tmp_path / "changed.pt")
+    with pytest.raises(ModelFileError, match="changed.pt cannot be rebuilt by this napari-pixrel"):
+        load_model(tmp_path / "changed.pt")

@@ -16,7 +16,7 @@ from napari_pixrel.folder import predict_folder
 from napari_pixrel.model import ModelConfig, PixRelNet, Segmenter
 from napari_pixrel.modelfile import load_model, save_model
 from napari_pixrel.predict import iter_predict, predict
-from napari_pixrel.trainer import TrainConfig, Trainer
+from napari_pixrel.trainer import TrainConfig, Trainer, resolve_device
 
 SMALL = ModelConfig(n_classes=2, embed_dim=4, decoder_channels=(32, 16, 16, 8, 8))
 QUICK = TrainConfig(steps=2, patch_size=64, batch_size=2, eval_every=0, mixed_precision=False, device="cpu",
@@ -148,7 +148,7 @@ def test_a_model_file_of_another_channel_or_class_count_is_refused_with_the_fix(
     gray = load_model(save_model(tiny_segmenter, tmp_path / "gray.pixrel"))
     with pytest.raises(ValueError, match=r"expects 3 channels.*apply a model trained on images like this"):
         predict(colour, noise((48, 56)))
-    with pytest.raises(ValueError, match=r"expects 1 channels.*an RGB image with 3 channels"):
+    with pytest.raises(ValueError, match=r"expects 1 channels.*has 3 colour channels"):
         as_planes(rgb, n_channels=gray.config.in_channels, rgb=True)
     gray_planes = painted_planes(noise((48, 56)), scribbles((48, 56)))
     with pytest.raises(ValueError, match="2 class names given for a model of 3 classes: give 3 names, or train a new"):
@@ -258,3 +258,51 @@ def test_a_folder_is_labelled_image_by_image_in_memory_that_does_not_grow_with_i
         peaks[n] = _traced_peak(lambda folder=folder: list(predict_folder(segmenter, folder, tile=192, overlap=32)))
         assert len(list((folder / "pixrel_labels").glob("*_labels.tif"))) == n
     assert peaks[8] < 1.25 * peaks[2] + 2**20, peaks
+
+
+def test_a_grayscale_image_with_a_channel_axis_of_one_is_one_plane(tiny_segmenter):
+    image = noise((48, 56), np.uint8, 255)
+    with_axis = predict(tiny_segmenter, image[..., None], probabilities=False).labels
+    assert with_axis.shape == (48, 56)  # not 48 planes of 56 x 1
+    np.testing.assert_array_equal(with_axis, predict(tiny_segmenter, image, probabilities=False).labels)
+
+
+def test_devices_this_machine_lacks_or_torch_does_not_know_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="'gpu' is not a device name: use auto, cpu, cuda"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="this machine has 0 CUDA GPU"):
+            resolve_device("cuda")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_class_names_given_set_the_class_count_and_label_values_that_are_not_classes_are_refused():
+    planes = painted_planes(noise((64, 64)), scribbles((64, 64)))  # classes 1 and 2
+    assert Trainer(planes, QUICK, class_names=["a", "b", "c"]).segmenter.n_classes == 3  # 3 not painted yet
+    instance = painted_planes(noise((64, 64)), scribbles((64, 64)) * 20)  # values 20 and 40
+    with pytest.raises(ValueError, match="values up to 40 but only 2 different ones .20, 40.: number the classes"):
+        Trainer(instance, QUICK)
+
+
+def test_a_folder_names_the_file_it_cannot_predict_and_refuses_clashing_output_names(tmp_path, tiny_segmenter):
+    tifffile.imwrite(tmp_path / "a_gray.tif", noise((40, 48), np.uint8, 255))
+    tifffile.imwrite(tmp_path / "b_colour.tif", noise((40, 48, 3), np.uint8, 255), photometric="rgb")
+    with pytest.raises(ValueError, match=r"b_colour.tif: the model expects 1 channels.*\(1 of 2 images done\)"):
+        list(predict_folder(tiny_segmenter, tmp_path))
+    (tmp_path / "b_colour.tif").unlink()
+    tifffile.imwrite(tmp_path / "a_gray.tiff", noise((40, 48), np.uint8, 255))
+    with pytest.raises(ValueError, match="several images would be written to a_gray_labels.tif"):
+        list(predict_folder(tiny_segmenter, tmp_path))
+
+
+def test_a_stack_with_one_painted_slice_is_cut_without_copying_the_others():
+    image = noise((40, 256, 256), np.uint8, 255)
+    labels = np.zeros(image.shape, np.uint8)
+    labels[7] = scribbles((256, 256))
+    planes = []
+    peak = _traced_peak(lambda: planes.extend(painted_planes(image, labels)))
+    assert len(planes) == 1 and planes[0].labels.dtype == np.int64
+    np.testing.assert_array_equal(planes[0].labels, labels[7])
+    assert peak < 4 * 256 * 256 * (4 + 8), peak  # a few planes' worth, not the stack's 21 MB of int64 labels
+    lazy = painted_planes(da.from_array(image, chunks=(1, 256, 256)), labels)  # read for the painted slice only
+    np.testing.assert_array_equal(lazy[0].image[..., 0], image[7])

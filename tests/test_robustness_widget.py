@@ -163,13 +163,13 @@ def test_a_model_for_other_channels_or_classes_is_refused_with_the_fix(make_napa
     outputs = {name: np.array(viewer.layers[name].data) for name in (PREDICTION, UNCERTAINTY)}
     widget.image.value = viewer.layers["gray"]
     widget.apply_to_image()
-    assert "the model expects 3 channels (last axis), the image is of shape (48, 56)" in widget.last_error
+    assert "the model expects 3 channels (last axis), the image has shape (48, 56)" in widget.last_error
     assert "apply a model trained on images like this one, or train one on it" in widget.last_error
 
     widget.load_model(save_model(tiny_segmenter, tmp_path / "gray.pixrel"))  # 3 classes, 1 channel
     widget.image.value = viewer.layers["image"]
     widget.apply_to_image()
-    assert "expects 1 channels (last axis), the image is an RGB image with 3 channels" in widget.last_error
+    assert "expects 1 channels (last axis), the image has 3 colour channels" in widget.last_error
 
     widget.image.value, widget.labels.value = viewer.layers["gray"], viewer.layers["four classes"]
     widget.continue_training()

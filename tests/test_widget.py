@@ -6,6 +6,7 @@ Run under Xvfb (see the Makefile): napari needs an OpenGL context to add layers.
 import numpy as np
 import pytest
 import tifffile
+from napari._qt.qthreading import wait_for_workers_to_quit
 from qtpy.QtCore import QThreadPool
 
 from napari_pixrel._sample_data import few_shot_sample
@@ -19,6 +20,7 @@ from napari_pixrel._widget import (
     parse_validation,
 )
 from napari_pixrel.loss_choice import SMOOTHNESS_WEIGHT
+from napari_pixrel.model import PixRelNet
 from napari_pixrel.trainer import EMA_DECAY, TrainConfig
 
 TINY_NET = {"decoder_channels": (32, 16, 16, 8, 8)}
@@ -100,10 +102,37 @@ def test_pause_resume_stop(widget, qtbot):
     assert steps_done(widget) == paused_at
     widget.resume_button.native.click()
     qtbot.waitUntil(lambda: steps_done(widget) > paused_at + 1, timeout=30_000)
-    widget.stop_button.native.click()
+    widget.pause_button.native.click()
+    qtbot.wait(300)
+    widget.stop_button.native.click()  # while paused
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     assert widget.train_button.enabled and not widget.stop_button.enabled
     assert widget.segmenter is not None and PREDICTION in widget.viewer.layers  # the final report is shown
+
+
+def test_resume_or_stop_before_the_pause_takes_effect(widget, qtbot):
+    """A pause waits for the step in flight: a Resume or Stop pressed meanwhile must not leave it paused."""
+    widget.budget.value = 10_000
+    widget.train()
+    qtbot.waitUntil(lambda: steps_done(widget) >= 1, timeout=60_000)
+    widget.pause()
+    widget.resume()
+    resumed_at = steps_done(widget)
+    qtbot.waitUntil(lambda: steps_done(widget) > resumed_at + 2, timeout=30_000)
+    widget.pause()
+    widget.stop()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+
+
+def test_napari_quits_a_paused_training_on_exit(widget, qtbot):
+    """On exit napari asks its workers to quit and waits with no time limit: a paused training must end."""
+    widget.budget.value = 10_000
+    widget.train()
+    qtbot.waitUntil(lambda: steps_done(widget) >= 1, timeout=60_000)
+    widget.pause()
+    qtbot.wait(1000)  # the step in flight ends: the pause has taken effect
+    wait_for_workers_to_quit(10_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
 
 
 def test_stop_while_paused_and_closing_the_viewer_end_the_thread(widget, viewer, qtbot):
@@ -113,6 +142,40 @@ def test_stop_while_paused_and_closing_the_viewer_end_the_thread(widget, viewer,
     widget.pause()
     viewer.close()
     assert QThreadPool.globalInstance().waitForDone(30_000)
+
+
+def test_budget_unit_switches_to_its_own_default(widget):
+    widget.budget_unit.value = "minutes"
+    assert widget.budget.value == 5 and widget._train_config().minutes == 5
+    widget.budget_unit.value = "steps"
+    assert widget.budget.value == 600 and widget._train_config().steps == 600
+
+
+def test_a_pyramid_image_trains_and_applies_at_full_resolution(widget, viewer):
+    stack = viewer.layers["pixrel sample"].data
+    viewer.add_image([stack, stack[:, ::2, ::2]], multiscale=True, name="pyramid")
+    widget.image.value = viewer.layers["pyramid"]
+    widget.run_in_thread = False
+    widget.train()
+    assert widget.last_error == ""
+    widget.apply_to_image()
+    assert widget.last_error == ""
+    assert viewer.layers[PREDICTION].data.shape == stack.shape and (viewer.layers[PREDICTION].data >= 1).all()
+
+
+def test_export_refuses_the_empty_prediction_of_a_training_that_failed_at_once(widget, viewer, tmp_path,
+                                                                               monkeypatch):
+    def broken(self, x):
+        raise RuntimeError("broken network")
+
+    monkeypatch.setattr(PixRelNet, "forward", broken)
+    widget.run_in_thread = False
+    widget.train()
+    assert "broken network" in widget.last_error
+    assert PREDICTION in viewer.layers  # created empty when Train was pressed
+    widget.export_prediction(tmp_path / "prediction.tif")
+    assert "covers some slices only, or none" in widget.last_error
+    assert not (tmp_path / "prediction.tif").exists()
 
 
 def test_errors_become_messages_and_the_widget_recovers(widget, viewer):
