@@ -57,7 +57,8 @@ def _read_pairs(images: list[str], labels: list[str], what: str) -> list:
     planes = []
     for im, lab in zip(images, labels):
         try:
-            planes += painted_planes(read_tif(im)[0], tifffile.imread(lab))
+            painted = tifffile.imread(lab)
+            planes += painted_planes(read_tif(im, labels_shape=painted.shape)[0], painted)
         except (ValueError, OSError) as err:
             raise SystemExit(f"pixrel: {im}: {err}") from None
     return planes
@@ -140,7 +141,7 @@ def cmd_predict(args) -> int:
     for path, name in zip(args.images, names):
         t0 = time.perf_counter()
         try:
-            image, rgb = read_tif(path)
+            image, rgb = read_tif(path, segmenter.config.in_channels)
             result = predict(segmenter, image, tile=args.tile, probabilities=args.probabilities, rgb=rgb)
         except (ValueError, MemoryError, OSError) as err:
             raise SystemExit(f"pixrel: {path}: {err}") from None

@@ -98,12 +98,12 @@ def painted_planes(image, labels, n_classes: int | None = None) -> list[Plane]:
     (float32 pixels, int64 labels), so that unpainted slices are never converted and no plane keeps the whole
     stack alive; a lazy (dask) image is read for its painted planes only."""
     labels = check_labels(labels, n_classes)
-    planes, _ = as_planes(image if hasattr(image, "shape") else np.asarray(image), labels_shape=labels.shape)
+    planes, _ = as_planes(image if hasattr(image, "reshape") else np.asarray(image), labels_shape=labels.shape)
     lab = labels.reshape((planes.shape[0],) + labels.shape[-2:])
     out = []
     for i in range(planes.shape[0]):
         if lab[i].any():
-            img = np.asarray(planes[i], dtype=np.float32)
+            img = np.array(planes[i], dtype=np.float32)
             check_image(img)
             out.append(Plane(img, lab[i].astype(np.int64)))
     return out

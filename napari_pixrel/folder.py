@@ -29,18 +29,25 @@ def write_tif(path, array: np.ndarray) -> Path:
     return path
 
 
-def read_tif(path) -> tuple[np.ndarray, bool]:
+def read_tif(path, channels: int | None = None, labels_shape: tuple | None = None) -> tuple[np.ndarray, bool]:
     """(pixels, whether their last axis holds channels, as the file says): a grayscale model must refuse a
     colour file rather than read its colour axis as a stack of slices. Contiguous samples (RGB and other
-    colour) are the last axis already; an ImageJ or OME channel axis ("C", stored first) is moved last.
-    Samples stored first (planar) stay a stack of planes, as older tifffile wrote a 3-slice array."""
+    colour) are the last axis already. An ImageJ or OME channel axis ("C", stored first) is moved last only
+    where the use calls for it: its length is a model's channel count (``channels`` > 1), or the labels have
+    the image's shape without it (``labels_shape``); tifffile also labels a plain stack "C" (ImageJ files
+    without axes metadata, OME's default order). Samples stored first (planar) stay a stack of planes, as
+    older tifffile wrote a 3-slice array."""
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         pixels, axes = series.asarray(), series.axes
     if axes.endswith("S"):
         return pixels, True
-    if "C" in axes and pixels.shape[axes.index("C")] > 1:
-        return np.moveaxis(pixels, axes.index("C"), -1), True
+    if "C" in axes:
+        c = axes.index("C")
+        without = pixels.shape[:c] + pixels.shape[c + 1:]
+        if ((channels is not None and channels > 1 and pixels.shape[c] == channels)
+                or (labels_shape is not None and tuple(labels_shape) == without)):
+            return np.moveaxis(pixels, c, -1), True
     return pixels, False
 
 
@@ -86,7 +93,7 @@ def predict_folder(
     out = Path(out_folder) if out_folder is not None else Path(folder) / OUTPUT_SUBFOLDER
     for i, (path, name) in enumerate(zip(files, names)):
         try:
-            image, channels = read_tif(path)
+            image, channels = read_tif(path, segmenter.config.in_channels)
             labels = predict(segmenter, image, tile, overlap, probabilities=False, should_stop=should_stop,
                              rgb=channels).labels
         except (ValueError, OSError) as err:

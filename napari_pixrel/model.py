@@ -38,7 +38,7 @@ class ModelConfig:
             raise ValueError("segmentation needs at least 2 classes")
         if self.head not in HEADS:
             raise ValueError(f"head {self.head!r} is not one of {HEADS}")
-        if self.encoder not in smp.encoders.get_encoder_names():
+        if not (self.encoder.startswith("tu-") or self.encoder in smp.encoders.get_encoder_names()):  # tu-: timm's
             raise ValueError(f"encoder {self.encoder!r} is not one segmentation-models-pytorch "
                              f"{smp.__version__} has (e.g. resnet18, resnet34, mobilenet_v2, efficientnet-b0)")
         object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))

@@ -172,8 +172,8 @@ def classes_in_labels(planes: list[Plane]) -> int:
     if highest > max(8, 2 * len(values)):
         shown = ", ".join(str(v) for v in sorted(values)[:8]) + (", ..." if len(values) > 8 else "")
         raise ValueError(f"the labels hold values up to {highest} but only {len(values)} different ones ({shown}): "
-                         "number the classes 1, 2, 3, ... (0 = not painted); a model gets one class for every "
-                         "number up to the largest")
+                         "number the classes 1, 2, 3, ... (0 = not painted), or give a name for every class number "
+                         "up to the largest (class names), as each becomes a class")
     return max(2, highest)
 
 

@@ -142,7 +142,7 @@ def test_masks_not_numbered_as_classes_are_refused_with_the_fix(tmp_path, values
         main(["train", "--images", image, "--labels", labels, "--out", str(tmp_path / "m.pt")])
 
 
-def test_a_channel_first_imagej_file_trains_and_predicts_as_channels(tmp_path):
+def test_a_channel_first_imagej_file_trains_and_predicts_as_channels(tmp_path, tiny_segmenter):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (2, 64, 64), dtype=np.uint8)  # C, Y, X as Fiji saves two channels
     tifffile.imwrite(tmp_path / "two.tif", image, imagej=True, metadata={"axes": "CYX"})
@@ -155,3 +155,9 @@ def test_a_channel_first_imagej_file_trains_and_predicts_as_channels(tmp_path):
     assert main(["predict", "--model", str(model), "--images", str(tmp_path / "two.tif"),
                  "--out", str(tmp_path / "pred")]) == 0
     assert tifffile.imread(tmp_path / "pred" / "two_labels.tif").shape == (64, 64)
+    # a plain stack saved for ImageJ without axes is labelled "C" by tifffile: a grayscale model predicts its slices
+    tifffile.imwrite(tmp_path / "stack.tif", image[[0, 1, 0]], imagej=True)
+    gray = str(save_model(tiny_segmenter, tmp_path / "gray.pt"))
+    assert main(["predict", "--model", gray, "--images", str(tmp_path / "stack.tif"),
+                 "--out", str(tmp_path / "g")]) == 0
+    assert tifffile.imread(tmp_path / "g" / "stack_labels.tif").shape == (3, 64, 64)
