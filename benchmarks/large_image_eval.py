@@ -33,17 +33,20 @@ from napari_pixrel.trainer import TrainConfig, Trainer, resolve_device
 TILES = 8  # per side: 2048 x 2048 pixels
 
 
-def mosaic(stack: np.ndarray) -> np.ndarray:
-    """TILES x TILES planes of ``stack``, cycling through it."""
-    rows = [np.concatenate([stack[(r * TILES + c) % len(stack)] for c in range(TILES)], axis=1) for r in range(TILES)]
+def mosaic(stack: np.ndarray, tiles: int = TILES) -> np.ndarray:
+    """``tiles`` x ``tiles`` planes of ``stack``, cycling through it."""
+    rows = [np.concatenate([stack[(r * tiles + c) % len(stack)] for c in range(tiles)], axis=1) for r in range(tiles)]
     return np.concatenate(rows, axis=0)
 
 
-def run(image: np.ndarray, scribbles: np.ndarray, share: float, seconds: float) -> dict:
+def run(image: np.ndarray, scribbles: np.ndarray, share: float, seconds: float, preview: np.ndarray | None = None
+        ) -> dict:
+    """One dock-like training run; the live prediction covers ``preview`` (default: the whole image)."""
     config = TrainConfig(steps=None, minutes=seconds / 60, eval_every=FIRST_EVAL_EVERY, eval_share=share,
                          cpu_threads=ui_spare_threads())
     trainer = Trainer(painted_planes(image, scribbles), config, ModelConfig(n_classes=3),
-                      class_names=["background", "membrane", "mitochondria"], preview=image)
+                      class_names=["background", "membrane", "mitochondria"],
+                      preview=image if preview is None else preview)
     started = time.perf_counter()
     reports = list(trainer.run())
     wall = time.perf_counter() - started

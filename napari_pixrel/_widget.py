@@ -33,7 +33,7 @@ from . import folder, modelfile
 from ._iou_table import IouTable
 from ._plots import StudyPlot, TrainingPlot
 from ._throttle import Throttle
-from .data import as_planes, painted_indices, painted_planes, split_labels
+from .data import as_planes, painted_box, painted_indices, painted_planes, split_labels
 from .evidence import LOSS_ADVICE
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED
 from .model import ModelConfig, Segmenter
@@ -56,6 +56,8 @@ RENDER_INTERVAL = 1.0  # seconds between layer/table updates while a job runs
 FIRST_EVAL_EVERY = 10  # evaluate (IoU, prediction) every 10 steps: a first prediction within seconds
 EVAL_SHARE = 1 / 3  # ... but at most a third of the time: large images (benchmarks/large_image_eval.py)
 PREVIEW_PIXELS = 2**22  # training previews the whole image up to this many pixels, else its painted planes
+PREVIEW_MIN_SIDE = 1024  # ... and, where these still exceed it, the region around their strokes, this large at least
+PREVIEW_MARGIN = 64  # pixels of context around the strokes
 MODEL_FILTER = "pixrel model (*.pixrel *.pt);;all files (*)"  # the CLI's examples write .pt
 # the budget a unit starts at when chosen: 600 steps or 5 minutes, the budgets the README's benchmark measured
 BUDGET_DEFAULTS = {"steps": TrainConfig.steps, "minutes": 5.0}
@@ -134,27 +136,42 @@ def parse_validation(text: str, labels: np.ndarray) -> list[int]:
 
 
 def preview_of(image: np.ndarray, labels: np.ndarray, in_view: int | None = None
-               ) -> tuple[np.ndarray, list[int] | None]:
+               ) -> tuple[np.ndarray, list[int] | None, tuple[slice, slice] | None]:
     """What training predicts at each evaluation: the whole image when small, else only its painted planes and
     the plane ``in_view`` (the 20 EM sections of 1024 x 1024 would take about 21 s per evaluation on a 2-core
     CPU, against 2.6 s for the 10 training steps between two: benchmarks/results/cpu/cost-cpu-2threads.json),
-    and their plane indices (None: all planes)."""
+    and, where these are still too large (a slide painted in one corner), only the region around the strokes.
+    Returns the preview, its plane indices (None: all planes, whole) and its window (rows, columns; None: whole
+    planes)."""
     if labels.size <= PREVIEW_PIXELS:
-        return image, None
+        return image, None, None
     planes, _ = as_planes(image, labels_shape=labels.shape)
     chosen = sorted(set(painted_indices(labels)) | ({in_view} if in_view is not None else set()))
-    if len(chosen) == len(planes):
-        return image, None
-    preview = planes[chosen]
-    return (preview if preview.shape[-1] > 1 else preview[..., 0]), chosen
+    flat = labels.reshape((-1,) + labels.shape[-2:])
+    window = None
+    if len(chosen) * flat[0].size > PREVIEW_PIXELS:
+        box = painted_box(flat[chosen], PREVIEW_MARGIN, PREVIEW_MIN_SIDE)
+        if box is not None and (box[0].stop - box[0].start) * (box[1].stop - box[1].start) <= flat[0].size // 2:
+            window = box
+    if len(chosen) == len(planes) and window is None:
+        return image, None, None
+    preview = planes[chosen][(slice(None),) + (window or ())]
+    return (preview if preview.shape[-1] > 1 else preview[..., 0]), chosen, window
 
 
-def partial_preview_note(planes: list[int], in_view: int | None, labels: np.ndarray) -> str:
-    """The status line's account of a partial preview: how many painted slices, and the slice in view."""
+def partial_preview_note(planes: list[int], window: tuple[slice, slice] | None, in_view: int | None,
+                         labels: np.ndarray) -> str:
+    """The status line's account of a partial preview: how many painted slices, the slice in view, and the
+    region of them."""
+    rows, cols = window or (slice(0, 1), slice(0, 1))
+    region = f"rows {rows.start}-{rows.stop - 1}, columns {cols.start}-{cols.stop - 1}" if window else ""
+    if labels.ndim == 2:
+        return f"; the live prediction covers the painted region, {region} (Apply predicts all)"
     unpainted_in_view = in_view is not None and not labels.reshape((-1,) + labels.shape[-2:])[in_view].any()
     in_view_too = " and the slice in view" if unpainted_in_view else ""
-    return (f"; the live prediction covers the {len(planes) - unpainted_in_view} painted slices{in_view_too} "
-            "(Apply predicts all)")
+    of_region = f"{region} of " if region else ""
+    return (f"; the live prediction covers {of_region}the {len(planes) - unpainted_in_view} painted slices"
+            f"{in_view_too} (Apply predicts all)")
 
 
 def ui_spare_threads() -> int:
@@ -281,10 +298,11 @@ class PixrelWidget(QWidget):
         self._latest: dict = {}  # run name -> newest report that carries IoU and a prediction
         self._render_source = None  # the layer whose scale/translate output layers copy
         self._preview_planes: list[int] | None = None  # the planes training previews (None: all)
+        self._preview_window: tuple[slice, slice] | None = None  # ... and their region (None: whole)
         self._preview_shape: tuple = ()  # the shape of the output layers the preview is placed into
         self._preview_note = ""  # said after training's status messages while the preview is partial
         self._exported = PREDICTION  # the prediction layer Export writes: the newest of the model Save uses
-        self._exported_partial = False  # it covers some slices only (a large stack's live preview, a stopped Apply)
+        self._exported_partial = False  # it covers some slices or a region only (a large image's live preview, ...)
         self._replaced = None  # (segmenters, segmenter) before Train: given back if training fails at once
         self._job_kind = ""
         self._render = None  # the running job's render function (see _rendered)
@@ -625,7 +643,7 @@ class PixrelWidget(QWidget):
             raise ValueError(f"{self._job_kind} is running: stop it first")
         image, labels, names, train, val = self._snapshot()
         in_view = self._plane_in_view(labels.shape)
-        preview, self._preview_planes = preview_of(image, labels, in_view)
+        preview, self._preview_planes, self._preview_window = preview_of(image, labels, in_view)
         self._preview_shape = labels.shape
         runs = {}
         for run, config in self._run_configs().items():
@@ -644,7 +662,7 @@ class PixrelWidget(QWidget):
         empty = {header: None for run in runs for header in iou_columns(run, None, None)}
         self.iou_table.show_iou(empty, names)
         self._preview_note = "" if self._preview_planes is None else partial_preview_note(
-            self._preview_planes, in_view, labels)
+            self._preview_planes, self._preview_window, in_view, labels)
         self._say(f"training on {len(train)} painted image(s), validating on {len(val)}{self._preview_note}")
         self._train_started = time.monotonic()
         self.first_prediction_after = None
@@ -692,11 +710,12 @@ class PixrelWidget(QWidget):
         return int(np.ravel_multi_index(tuple(np.clip(point, 0, np.array(lead) - 1)), lead))
 
     def _in_place(self, preview: np.ndarray) -> np.ndarray:
-        """A preview of the painted planes only, placed into an empty array of the labels' shape."""
+        """A preview of the painted planes (or their painted region) only, placed into an empty array of the
+        labels' shape."""
         if self._preview_planes is None:
             return preview
-        full = np.zeros((int(np.prod(self._preview_shape[:-2])),) + preview.shape[-2:], preview.dtype)
-        full[self._preview_planes] = preview.reshape((-1,) + preview.shape[-2:])
+        full = np.zeros((int(np.prod(self._preview_shape[:-2])),) + self._preview_shape[-2:], preview.dtype)
+        full[(self._preview_planes,) + (self._preview_window or ())] = preview.reshape((-1,) + preview.shape[-2:])
         return full.reshape(self._preview_shape)
 
     # ---------- label-efficiency study
@@ -818,9 +837,9 @@ class PixrelWidget(QWidget):
         if self._exported not in self.viewer.layers:
             raise ValueError(f"there is no '{self._exported}' layer to export yet: train or apply a model first")
         if self._exported_partial:
-            raise ValueError(f"'{self._exported}' covers some slices only, or none (empty until training's first "
-                             "evaluation, the live preview of a large stack, a stopped Apply): press Apply to image "
-                             "first")
+            raise ValueError(f"'{self._exported}' covers some slices or a region only, or none (empty until "
+                             "training's first evaluation, the live preview of a large image, a stopped Apply): "
+                             "press Apply to image first")
         path = folder.write_tif(path, self.viewer.layers[self._exported].data)
         self._say(f"prediction written to {path}")
         return path

@@ -38,7 +38,7 @@ from .metrics import iou_table
 from .model import ModelConfig, Segmenter
 from .predict import predict, predict_plane
 from .scribbles import make_patches, make_scribbles
-from .trainer import TrainConfig, Trainer, resolve_device
+from .trainer import TrainConfig, Trainer, native_bf16, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/drosophila_vnc"
@@ -270,7 +270,8 @@ def environment(device: torch.device) -> dict:
     git = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
                          text=True, check=False)
     return {
-        "device": {"type": device.type, "name": name, "threads": torch.get_num_threads()},
+        "device": {"type": device.type, "name": name, "threads": torch.get_num_threads(),
+                   "bf16": native_bf16(device)},
         "versions": {"torch": torch.__version__, "smp": smp.__version__, "skimage": skimage.__version__,
                      "numpy": np.__version__, "python": platform.python_version(),
                      "commit": git.stdout.strip() or None},
@@ -566,7 +567,8 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
     x = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
     target = torch.from_numpy(y).to(device) - 1
     shape = (config.batch_size, model.n_classes, model.embed_dim, config.patch_size, config.patch_size)
-    dtype = torch.bfloat16 if config.mixed_precision else torch.float32
+    bf16 = config.mixed_precision and native_bf16(device)  # what the Trainer's steps above ran in
+    dtype = torch.bfloat16 if bf16 else torch.float32
     generator = torch.Generator(device=device).manual_seed(0)
     relation = {}
     flat = (shape[0], shape[1] * shape[2], *shape[3:])
@@ -585,8 +587,10 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         segmenter.net(x)
     flops = counter.get_total_flops()
-    rate = {"bf16": matmul_gflops(torch.bfloat16, device), "fp32": matmul_gflops(torch.float32, device)}
-    bound = 3 * flops / (rate["bf16" if config.mixed_precision else "fp32"] * 1e9)
+    rate = {"fp32": matmul_gflops(torch.float32, device)}
+    if bf16:  # emulated, bf16 is slow and unused (20 s per 2048 x 2048 product on an AVX2 core)
+        rate["bf16"] = matmul_gflops(torch.bfloat16, device)
+    bound = 3 * flops / (rate["bf16" if bf16 else "fp32"] * 1e9)
     section = data.section("test")
     inference = median_seconds(lambda: predict(segmenter, section, probabilities=False), 1,
                                max(1, steps // 3))
@@ -596,7 +600,7 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
         "command": command,
         "batch_size": config.batch_size,
         "patch_size": config.patch_size,
-        "mixed_precision": config.mixed_precision,
+        "mixed_precision": bf16,
         "model": model.to_dict(),
         "warmup_steps": warmup,
         "timed_steps": steps,

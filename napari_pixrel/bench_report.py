@@ -30,7 +30,8 @@ RELATION_ONLY = {"relation_weight", "warmup_steps", "ramp_steps", "relation_deca
 def device_label(device: dict) -> str:
     n = device["threads"]
     threads = f" ({n} thread{'s' if n != 1 else ''})" if device["type"] == "cpu" else ""
-    return f"{device['type']}: {device['name']}{threads}"
+    emulated = ", no native bf16" if device.get("bf16") is False else ""  # trains in fp32: not comparable
+    return f"{device['type']}: {device['name']}{threads}{emulated}"
 
 
 def mean_sd(values: list[float]) -> str:
@@ -351,8 +352,9 @@ def _cost(costs: list[dict]) -> list[str]:
             f"bf16 autocast: {'yes' if c['mixed_precision'] else 'no'}; {model['encoder']} U-Net, "
             f"{model['head']} head, D={model['embed_dim']}; median of {c['timed_steps']} steps after "
             f"{c['warmup_steps']} warm-up, modes interleaved.",
-            f"Forward {c['forward_gflop_per_image']:.1f} GFLOP per image; matmul {rate['bf16']:.0f} GFLOP/s "
-            f"bf16, {rate['fp32']:.0f} GFLOP/s fp32; matmul-bound step (3 × forward FLOPs) "
+            f"Forward {c['forward_gflop_per_image']:.1f} GFLOP per image; matmul "
+            + (f"{rate['bf16']:.0f} GFLOP/s bf16, " if "bf16" in rate else "")
+            + f"{rate['fp32']:.0f} GFLOP/s fp32; matmul-bound step (3 × forward FLOPs) "
             f"{c['matmul_bound_step_seconds']:.3f} s. Inference {c['inference_seconds_1024']:.2f} s per "
             f"1024 × 1024 section; peak RSS {c['peak_rss_mib']:.0f} MiB.", ""]
         cuda, scribbles = c.get("peak_cuda_mib"), c.get("step_seconds_scribbles", {})

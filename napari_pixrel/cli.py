@@ -18,7 +18,7 @@ from .folder import check_output_names, output_file_name, read_tif, write_tif
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED, SMOOTHNESS_WEIGHT
 from .model import ModelConfig
 from .modelfile import load_model, save_model
-from .predict import predict
+from .predict import TILE, predict
 from .trainer import TrainConfig, Trainer, TrainReport, classes_in_labels, resolve_device
 
 
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", required=True)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--probabilities", action="store_true", help="also write class probabilities")
-    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--tile", type=int, default=TILE)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_predict)
 

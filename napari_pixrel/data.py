@@ -136,6 +136,27 @@ def painted_indices(labels) -> list[int]:
     return [int(i) for i in np.flatnonzero(planes.any(1))]
 
 
+def painted_box(labels, margin: int = 0, min_side: int = 0) -> tuple[slice, slice] | None:
+    """Rows and columns that hold every painted pixel of (..., H, W) labels (all planes together), grown by
+    ``margin`` within the image, then to at least ``min_side`` around their centre (slid back inside the image
+    where they would leave it); None if nothing is painted.
+    A slide painted in one corner is scored and previewed there, not over its whole area."""
+    labels = np.asarray(labels)
+    painted = labels.reshape((-1,) + labels.shape[-2:]).any(0)
+    rows, cols = np.flatnonzero(painted.any(1)), np.flatnonzero(painted.any(0))
+    if not len(rows):
+        return None
+
+    def span(first: int, last: int, size: int) -> slice:
+        start, stop = max(0, first - margin), min(size, last + 1 + margin)
+        short = max(0, min_side - (stop - start))
+        start, stop = start - short // 2, stop + short - short // 2
+        shift = max(0, -start) - max(0, stop - size)  # slid back inside the image, then cut to it
+        return slice(int(max(0, start + shift)), int(min(size, stop + shift)))
+
+    return span(rows[0], rows[-1], painted.shape[0]), span(cols[0], cols[-1], painted.shape[1])
+
+
 def split_labels(labels, val_indices) -> tuple[np.ndarray, np.ndarray]:
     """(training labels, validation labels): copies with the other set's planes zeroed, so both feed
     ``painted_planes`` and a plane is never in both sets."""

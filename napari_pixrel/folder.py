@@ -14,7 +14,7 @@ import numpy as np
 import tifffile
 
 from .model import Segmenter
-from .predict import predict
+from .predict import TILE, predict
 
 TIF_SUFFIXES = (".tif", ".tiff")
 OUTPUT_SUBFOLDER = "pixrel_labels"
@@ -80,7 +80,7 @@ def predict_folder(
     segmenter: Segmenter,
     folder,
     out_folder=None,
-    tile: int = 512,
+    tile: int = TILE,
     overlap: int = 64,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[int, int, Path]]:

@@ -18,6 +18,8 @@ import torch
 from .data import as_planes, check_image, pad_to
 from .model import STRIDE, Segmenter
 
+TILE = 512  # pixels a side: larger planes are predicted in overlapping tiles
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -59,7 +61,7 @@ def _read(plane, y0: int, x0: int, size: int) -> np.ndarray:
     return np.pad(win, pads, mode="symmetric") if any(p != (0, 0) for p in pads[:2]) else win
 
 
-def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 64,
+def predict_plane(segmenter: Segmenter, plane, tile: int = TILE, overlap: int = 64,
                   should_stop: Callable[[], bool] | None = None) -> np.ndarray | None:
     """Probabilities (K, H, W) for one raw (H, W, C) plane; None when ``should_stop()`` turned true between two
     tiles (a plane of a large slide takes minutes)."""
@@ -88,8 +90,20 @@ def predict_plane(segmenter: Segmenter, plane, tile: int = 512, overlap: int = 6
     return out
 
 
+def predict_window(segmenter: Segmenter, plane, window: tuple[slice, slice], tile: int = TILE,
+                   overlap: int = 64) -> np.ndarray:
+    """Probabilities (K, h, w) of the ``window`` (rows, columns) of a raw (H, W, C) plane, predicted with
+    ``overlap`` pixels of the plane around it as context, as a tile's centre is: what scoring a few strokes
+    on a large slide needs, at the cost of their region instead of the slide."""
+    h, w = plane.shape[:2]
+    (y0, y1, _), (x0, x1, _) = (s.indices(n) for s, n in zip(window, (h, w)))
+    ya, xa = max(0, y0 - overlap), max(0, x0 - overlap)
+    context = plane[ya:min(h, y1 + overlap), xa:min(w, x1 + overlap)]
+    return predict_plane(segmenter, context, tile, overlap)[:, y0 - ya:y1 - ya, x0 - xa:x1 - xa]
+
+
 def iter_predict(
-    segmenter: Segmenter, image, tile: int = 512, overlap: int = 64, rgb: bool = False,
+    segmenter: Segmenter, image, tile: int = TILE, overlap: int = 64, rgb: bool = False,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (plane index, number of planes, probabilities (K, H, W)) plane by plane, until ``should_stop()``
@@ -119,7 +133,7 @@ def class_labels(probabilities: np.ndarray) -> np.ndarray:
 def predict(
     segmenter: Segmenter,
     image,
-    tile: int = 512,
+    tile: int = TILE,
     overlap: int = 64,
     probabilities: bool = True,
     should_stop: Callable[[], bool] | None = None,

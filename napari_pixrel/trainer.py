@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from .data import Normalizer, PatchSampler, Plane, check_image, same_pixels
+from .data import Normalizer, PatchSampler, Plane, check_image, painted_box, same_pixels
 from .loss_choice import AUTO, choose_loss
 from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
 from .model import STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
-from .predict import Prediction, class_labels, predict, predict_plane
+from .predict import TILE, Prediction, class_labels, predict, predict_window
 from .smoothness import smoothness_loss
 from .warp import random_warp
 
@@ -63,7 +63,7 @@ class TrainConfig:
     patch_size: int = 256
     seed: int = 0
     device: str = "auto"
-    mixed_precision: bool = True  # bf16 autocast (CPU and CUDA); the loss stays fp32
+    mixed_precision: bool = True  # bf16 autocast where the device computes bf16 natively; the loss stays fp32
     warp: bool = True  # random elastic warps, zoom and rotation of every batch (warp.py, with what it measured)
     ema: float = 0.0  # > 0 (e.g. EMA_DECAY): evaluate, preview and keep a moving average of the weights
     smoothness: float | str = AUTO  # weight of the pairwise loss spreading scribbles to alike neighbours; auto:
@@ -143,6 +143,16 @@ class _Checkpoint:
     val_iou: dict
     train_iou: dict | None
     state: dict
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: a GPU that supports it, a CPU with AVX-512 BF16 or AMX. A CPU
+    without (AVX2 only, as most laptops and older servers) emulates it: bf16 autocast made a training step 13
+    times slower than fp32 on a 2-core AVX2 EPYC (20.4 s against 1.5 s, benchmarks/bf16_step.py), where on an
+    AVX-512 BF16 one it was about 2 times faster (issue 4)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -315,8 +325,12 @@ class Trainer:
             cm = ConfusionMatrix(k)
             for i in chosen:
                 p, j = planes[i], in_preview[i]
-                cm.update(class_labels(predict_plane(self.segmenter, p.image)) if j is None else previewed[j],
-                          p.labels)
+                if j is not None:
+                    cm.update(previewed[j], p.labels)
+                    continue
+                # IoU counts painted pixels only: a plane larger than a tile is predicted where it is painted
+                window = (painted_box(p.labels) if max(p.labels.shape) > TILE else None) or (slice(None),) * 2
+                cm.update(class_labels(predict_window(self.segmenter, p.image, window)), p.labels[window])
             return cm.as_dict(names)
 
         n = len(self.train_planes)
@@ -421,6 +435,7 @@ class Trainer:
         # fused: one kernel over all parameters (on the 2-core CPU 6 ms per step instead of 28)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
         relation = cfg.relation
+        bf16 = cfg.mixed_precision and native_bf16(dev)
         net.train()
         step, elapsed, terms, weight, message, out_of_memory = 0, 0.0, (math.nan,) * 3, 0.0, "", False
         try:
@@ -439,7 +454,7 @@ class Trainer:
                 x, target = x.contiguous(memory_format=torch.channels_last), y - 1
                 weight = cfg.weight_at(step + 1, self.progress(step, elapsed))
                 buffers = [b.detach().clone() for b in net.buffers()]  # BatchNorm stats move in forward
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                     logits, emb = net(x)
                 ce = cross_entropy(logits, target)
                 rel = relation_loss(emb, target, relation, logits, gen) if weight > 0 else ce.new_zeros(())

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from napari_pixrel.data import Normalizer, PatchSampler, Plane, as_planes, check_labels, painted_planes, same_pixels
+from napari_pixrel.data import (
+    Normalizer,
+    PatchSampler,
+    Plane,
+    as_planes,
+    check_labels,
+    painted_box,
+    painted_planes,
+    same_pixels,
+)
 
 
 def test_layouts_are_found_from_the_labels_shape():
@@ -15,6 +24,18 @@ def test_layouts_are_found_from_the_labels_shape():
     assert planes.shape == (10, 30, 40, 2) and lead == (2, 5)
     with pytest.raises(ValueError, match="does not match"):
         as_planes(np.zeros((30, 40)), labels_shape=(30, 41))
+
+
+def test_painted_box_holds_every_painted_pixel_of_every_plane_grown_within_the_image():
+    labels = np.zeros((2, 100, 300), np.uint8)
+    labels[0, 10:12, 250:260] = 1
+    labels[1, 40, 200] = 2
+    assert painted_box(labels) == (slice(10, 41), slice(200, 260))
+    assert painted_box(labels, margin=15) == (slice(0, 56), slice(185, 275))  # cut at the top edge
+    assert painted_box(labels, min_side=64) == (slice(0, 64), slice(198, 262))  # grown around the centre
+    assert painted_box(labels, min_side=120) == (slice(0, 100), slice(170, 290))  # at most the image
+    assert painted_box(labels[:, :, :262], min_side=80) == (slice(0, 80), slice(182, 262))  # slid back inside
+    assert painted_box(np.zeros((5, 5), np.uint8)) is None
 
 
 def test_layouts_for_prediction_come_from_the_model_channels():

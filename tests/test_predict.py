@@ -4,7 +4,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_pixrel.predict import class_labels, iter_predict, predict, predict_plane
+from napari_pixrel.predict import class_labels, iter_predict, predict, predict_plane, predict_window
 
 
 def big_image(sample, size=700):
@@ -21,6 +21,17 @@ def test_tiled_prediction_matches_whole_image(sample, tiny_segmenter):
     agree = (tiled.argmax(0) == whole.argmax(0)).mean()
     assert agree > 0.995, agree
     assert np.abs(tiled - whole).mean() < 0.01
+
+
+def test_a_window_is_predicted_with_the_plane_around_it_as_context(sample, tiny_segmenter):
+    image = big_image(sample)[..., None]
+    whole = predict_plane(tiny_segmenter, image)
+    np.testing.assert_array_equal(predict_window(tiny_segmenter, image, (slice(None), slice(None))), whole)
+    window = (slice(300, 420), slice(5, 700))
+    part = predict_window(tiny_segmenter, image, window)
+    assert part.shape == (3, 120, 695)
+    agree = (part.argmax(0) == whole[(slice(None),) + window].argmax(0)).mean()
+    assert agree > 0.995, agree
 
 
 def test_labels_and_probabilities_follow_napari_convention(sample, tiny_segmenter):

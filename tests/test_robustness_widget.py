@@ -447,11 +447,53 @@ def test_a_large_stack_previews_its_painted_slices_and_the_one_in_view(make_napa
     assert [bool(plane.all()) for plane in viewer.layers[PREDICTION].data] == [False, True, False, False, True, False]
     assert widget.status.text().endswith("the live prediction covers the 2 painted slices (Apply predicts all)")
     widget.export_prediction(tmp_path / "partial.tif")  # refused: most of its slices are empty
-    assert "covers some slices only" in widget.last_error and not (tmp_path / "partial.tif").exists()
+    assert "covers some slices or a region only" in widget.last_error and not (tmp_path / "partial.tif").exists()
     widget.apply_to_image()
     assert (viewer.layers[PREDICTION].data >= 1).all()
     widget.export_prediction(tmp_path / "all.tif")
     assert widget.last_error == "" and (tmp_path / "all.tif").exists()
+
+
+def test_a_large_slide_painted_in_one_corner_previews_the_region_around_its_strokes(make_napari_viewer, monkeypatch,
+                                                                                    tmp_path):
+    monkeypatch.setattr(_widget, "PREVIEW_PIXELS", 64 * 64)  # as if the slide were 8k x 6k pixels
+    monkeypatch.setattr(_widget, "PREVIEW_MIN_SIDE", 64)
+    monkeypatch.setattr(_widget, "PREVIEW_MARGIN", 8)
+    viewer = make_napari_viewer()
+    labels = np.zeros((256, 192), np.uint8)
+    labels[20:30, 150:170], labels[30:40, 150:170] = 1, 2
+    widget = open_dock(viewer, noise((256, 192)), labels)
+    widget.run_in_thread = False
+    widget.train()
+    assert widget.last_error == ""
+    prediction = viewer.layers[PREDICTION].data
+    assert prediction.shape == (256, 192)
+    assert (prediction[:64, 128:] >= 1).all()  # the strokes' box grown by 8 to 64 x 64, slid inside the slide
+    prediction[:64, 128:] = 0
+    assert not prediction.any()
+    assert widget.status.text().endswith(
+        "the live prediction covers the painted region, rows 0-63, columns 128-191 (Apply predicts all)")
+    widget.export_prediction(tmp_path / "partial.tif")
+    assert "covers some slices or a region only" in widget.last_error and not (tmp_path / "partial.tif").exists()
+    widget.apply_to_image()
+    assert (viewer.layers[PREDICTION].data >= 1).all()
+
+
+def test_a_large_stack_painted_in_one_corner_previews_that_region_of_its_painted_slices(monkeypatch):
+    monkeypatch.setattr(_widget, "PREVIEW_PIXELS", 64 * 64)
+    monkeypatch.setattr(_widget, "PREVIEW_MIN_SIDE", 32)
+    monkeypatch.setattr(_widget, "PREVIEW_MARGIN", 0)
+    image, labels = noise((5, 128, 96)), scribbles((5, 128, 96), painted=[1, 3])  # strokes at two corners
+    preview, planes, window = _widget.preview_of(image, labels, in_view=0)
+    assert planes == [0, 1, 3] and window is None  # the strokes span the whole slice
+    labels[:, 64:] = 0
+    labels[3, 40:44, 10:20] = 2
+    preview, planes, window = _widget.preview_of(image, labels, in_view=0)
+    assert planes == [0, 1, 3] and window == (slice(0, 44), slice(0, 32))
+    np.testing.assert_array_equal(preview, image[[0, 1, 3], :44, :32])
+    assert _widget.partial_preview_note(planes, window, 0, labels) == (
+        "; the live prediction covers rows 0-43, columns 0-31 of the 2 painted slices and the slice in view "
+        "(Apply predicts all)")
 
 
 def test_a_copy_of_the_prediction_can_be_corrected_and_trained_on(make_napari_viewer):

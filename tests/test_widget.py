@@ -174,7 +174,7 @@ def test_export_refuses_the_empty_prediction_of_a_training_that_failed_at_once(w
     assert "broken network" in widget.last_error
     assert PREDICTION in viewer.layers  # created empty when Train was pressed
     widget.export_prediction(tmp_path / "prediction.tif")
-    assert "covers some slices only, or none" in widget.last_error
+    assert "covers some slices or a region only, or none" in widget.last_error
     assert not (tmp_path / "prediction.tif").exists()
 
 
