@@ -588,7 +588,7 @@ def measure_cost(data: BenchData, out_dir, steps: int = 10, warmup: int = 3, com
         segmenter.net(x)
     flops = counter.get_total_flops()
     rate = {"fp32": matmul_gflops(torch.float32, device)}
-    if bf16:  # emulated, bf16 is slow and unused (20 s per 2048 x 2048 product on an AVX2 core)
+    if bf16:  # emulated, bf16 is slow and unused (2.4 s per 1024 x 1024 product on an AVX2 core)
         rate["bf16"] = matmul_gflops(torch.bfloat16, device)
     bound = 3 * flops / (rate["bf16" if bf16 else "fp32"] * 1e9)
     section = data.section("test")
