@@ -37,7 +37,7 @@ def main() -> None:
     strokes[: scribbles.shape[1], : scribbles.shape[2]] = scribbles[0]
     region, _, window = preview_of(image, strokes)
     runs = {"whole slide": run(image, strokes, EVAL_SHARE, args.seconds),
-            "painted region": run(image, strokes, EVAL_SHARE, args.seconds, preview=region)}
+            "painted region": run(image, strokes, EVAL_SHARE, args.seconds, preview=region, window=window)}
     result = {**environment(resolve_device("auto")), "image": list(image.shape),
               "region": [[s.start, s.stop] for s in window], "runs": runs,
               "command": f"python benchmarks/corner_preview.py --tiles {args.tiles} --seconds {args.seconds:g}"}

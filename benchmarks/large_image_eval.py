@@ -8,7 +8,8 @@ every evaluation. ``eval_share``
 
 The image is a mosaic of the shipped synthetic sample (8 x 8 tiles of 256 pixels) with its scribbles; the
 trainer runs with the dock's settings (one CPU thread fewer than the cores, evaluation every 10 steps, the
-product's defaults otherwise) for a training budget of ``--seconds``, once without and once with the share.
+first after 15 s of training if sooner, the product's defaults otherwise) for a training budget of
+``--seconds``, once without and once with the share.
 Writes one JSON file of wall time, training time, steps and evaluations per setting.
 
     .venv/bin/python benchmarks/large_image_eval.py [--seconds 60] [--out benchmarks/results/cpu/large-image-eval.json]
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_pixrel._widget import EVAL_SHARE, FIRST_EVAL_EVERY, ui_spare_threads
+from napari_pixrel._widget import EVAL_EVERY, EVAL_SHARE, FIRST_EVAL_SECONDS, ui_spare_threads
 from napari_pixrel.bench import environment
 from napari_pixrel.data import painted_planes
 from napari_pixrel.model import ModelConfig
@@ -39,14 +40,15 @@ def mosaic(stack: np.ndarray, tiles: int = TILES) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
-def run(image: np.ndarray, scribbles: np.ndarray, share: float, seconds: float, preview: np.ndarray | None = None
-        ) -> dict:
-    """One dock-like training run; the live prediction covers ``preview`` (default: the whole image)."""
-    config = TrainConfig(steps=None, minutes=seconds / 60, eval_every=FIRST_EVAL_EVERY, eval_share=share,
-                         cpu_threads=ui_spare_threads())
+def run(image: np.ndarray, scribbles: np.ndarray, share: float, seconds: float, preview: np.ndarray | None = None,
+        window: tuple[slice, slice] | None = None) -> dict:
+    """One dock-like training run; the live prediction covers ``preview`` (default: the whole image), cut from
+    ``window`` of the image (default: all of it)."""
+    config = TrainConfig(steps=None, minutes=seconds / 60, eval_every=EVAL_EVERY,
+                         first_eval_seconds=FIRST_EVAL_SECONDS, eval_share=share, cpu_threads=ui_spare_threads())
     trainer = Trainer(painted_planes(image, scribbles), config, ModelConfig(n_classes=3),
                       class_names=["background", "membrane", "mitochondria"],
-                      preview=image if preview is None else preview)
+                      preview=image if preview is None else preview, preview_window=window)
     started = time.perf_counter()
     reports = list(trainer.run())
     wall = time.perf_counter() - started
@@ -66,7 +68,8 @@ def main() -> None:
     image, labels = mosaic(images), mosaic(scribbles)
     runs = [run(image, labels, share, args.seconds) for share in (0.0, EVAL_SHARE)]
     result = {**environment(resolve_device("auto")),
-              "image": list(image.shape), "eval_every": FIRST_EVAL_EVERY, "runs": runs,
+              "image": list(image.shape), "eval_every": EVAL_EVERY, "first_eval_seconds": FIRST_EVAL_SECONDS,
+              "runs": runs,
               "command": f"python benchmarks/large_image_eval.py --seconds {args.seconds:g}"}
     Path(args.out).write_text(json.dumps(result, indent=1))
     for r in runs:

@@ -1,11 +1,12 @@
 """Where does a training step's time go? (issue 4: the step is 1.6x the matmul-bound estimate)
 
-Profiles the product's Trainer (cross-entropy, batch 4 of 256 x 256, bf16 autocast, the warp on; optionally
-the weights' moving average, the smoothness loss) on subset 0 of the EM tiles with torch.profiler, after a
-few warm-up steps, and writes the operators that took the most time, and the share of convolutions, to a
-text file. Then it accounts for each convolution (grouped by shapes): its forward and backward time against
-what the machine's bf16 matmul rate allows for its FLOPs (the bound issue 4 measures the step against), so
-the file shows which layers run below that rate and how much time they lose there.
+Profiles the product's Trainer (cross-entropy, batch 4 of 256 x 256, bf16 autocast where the CPU computes
+bf16 natively, the warp on; optionally the weights' moving average, the smoothness loss) on subset 0 of the EM
+tiles with torch.profiler, after a few warm-up steps, and writes the operators that took the most time, and
+the share of convolutions, to a text file. Then it accounts for each convolution (grouped by shapes): its
+forward and backward time against what the machine's matmul rate (bf16 where used, else fp32) allows for its
+FLOPs (the bound issue 4 measures the step against), so the file shows which layers run below that rate and
+how much time they lose there.
 
     .venv/bin/python benchmarks/profile_step.py [--ema 0.99] [--smoothness 3]
                                                 [--out benchmarks/results/cpu/profile-step.txt]
@@ -21,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from napari_pixrel.bench import data_path, load_data, matmul_gflops
 from napari_pixrel.model import ModelConfig
-from napari_pixrel.trainer import TrainConfig, Trainer
+from napari_pixrel.trainer import TrainConfig, Trainer, native_bf16
 
 WARMUP, STEPS = 5, 10
 
@@ -51,7 +52,7 @@ def convolution_account(by_shape, rate: float) -> list[str]:
                      f"{weight[2]}x{weight[3]}, x{calls:.0f}   {fwd_ms:6.1f} {bwd_ms:6.1f} "
                      f"{3 * flop / (fwd_ms + bwd_ms) / 1e6:7.0f} {fwd_ms + bwd_ms - bound_ms:6.1f}"))
     rows.sort(reverse=True)
-    return [f"Convolutions against the bf16 matmul rate ({rate:.0f} GFLOP/s now): per step, by shape, most time "
+    return [f"Convolutions against the matmul rate ({rate:.0f} GFLOP/s now): per step, by shape, most time "
             "lost first", "shape                                   fwd ms bwd ms GFLOP/s  ms over",
             *(line for _, line in rows),
             f"all convolutions: {total_ms:.1f} ms per step, {total_bound:.1f} ms at the matmul rate "
@@ -76,17 +77,19 @@ def main() -> None:
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(STEPS):
             report = next(run)
+    cpu = torch.device("cpu")
+    dtype = torch.bfloat16 if native_bf16(cpu) else torch.float32
     averages = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in averages)
     conv = sum(e.self_cpu_time_total for e in averages if "conv" in e.key or "mkldnn" in e.key)
     lines = [f"loss {args.loss}, ema {args.ema}, smoothness {args.smoothness}, {STEPS} steps after {WARMUP}; "
+             f"{dtype} convolutions; "
              f"{torch.get_num_threads()} threads",
              f"seconds per step on the trainer's clock (under the profiler): {(report.elapsed - start) / STEPS:.3f}; "
              f"profiled self time per step: {total / STEPS / 1e6:.3f} s, convolution kernels "
              f"{100 * conv / total:.0f}% of it", "",
              averages.table(sort_by="self_cpu_time_total", row_limit=30), "",
-             *convolution_account(prof.key_averages(group_by_input_shape=True), matmul_gflops(torch.bfloat16,
-                                                                                               torch.device("cpu")))]
+             *convolution_account(prof.key_averages(group_by_input_shape=True), matmul_gflops(dtype, cpu))]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:2]))
     print(f"written to {args.out}")

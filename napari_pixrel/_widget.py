@@ -53,7 +53,9 @@ PREDICTION = "pixrel prediction"
 UNCERTAINTY = "pixrel uncertainty"
 OUTPUT_KEY = "pixrel_output"  # metadata flag of the layers this dock writes
 RENDER_INTERVAL = 1.0  # seconds between layer/table updates while a job runs
-FIRST_EVAL_EVERY = 10  # evaluate (IoU, prediction) every 10 steps: a first prediction within seconds
+EVAL_EVERY = 10  # evaluate (IoU, prediction) every 10 steps: a first prediction within seconds ...
+FIRST_EVAL_SECONDS = 15.0  # ... the first after 15 s of training where steps are slow (fp32 on AVX2: 4.2 s per
+# step, a first prediction after 45 s, benchmarks/results/cpu-avx2/responsiveness.json)
 EVAL_SHARE = 1 / 3  # ... but at most a third of the time: large images (benchmarks/large_image_eval.py)
 PREVIEW_PIXELS = 2**22  # training previews the whole image up to this many pixels, else its painted planes
 PREVIEW_MIN_SIDE = 1024  # ... and, where these still exceed it, the region around their strokes, this large at least
@@ -288,7 +290,7 @@ class PixrelWidget(QWidget):
         # CPU threads of background jobs: one core is left to napari so the UI never starves (None: all)
         self.cpu_threads: int | None = ui_spare_threads()
         self.model_settings: dict = {}  # extra ModelConfig fields, e.g. {"encoder": "resnet18"}
-        self.train_settings: dict = {"eval_every": FIRST_EVAL_EVERY}  # extra TrainConfig fields
+        self.train_settings: dict = {"eval_every": EVAL_EVERY}  # extra TrainConfig fields
         self.segmenter: Segmenter | None = None  # the model that Save / Apply use
         self.segmenters: dict[str, Segmenter] = {}  # per run of the last training ("" = normal run)
         self.last_error = ""  # the message of the last failed action or job ("" = none)
@@ -601,6 +603,7 @@ class PixrelWidget(QWidget):
             "ema": EMA_DECAY if self.average.value else 0.0,
             "smoothness": AUTO if self.spread.value else 0.0,
             "cpu_threads": self.cpu_threads,
+            "first_eval_seconds": FIRST_EVAL_SECONDS,
             "eval_share": EVAL_SHARE,
             **self.train_settings,
         })
@@ -651,7 +654,7 @@ class PixrelWidget(QWidget):
             start = self.segmenters.get(run, self.segmenter) if continue_from else None
             model = None if start else ModelConfig(n_classes=len(names), **self.model_settings)
             runs[run] = Trainer(train, config, model, val=val, class_names=names, preview=preview,
-                                start_from=start)
+                                start_from=start, preview_window=self._preview_window)
         for run in runs:
             self._prepare_outputs(run, labels.shape)
         self._replaced = self.segmenters, self.segmenter

@@ -1,7 +1,8 @@
 """Training as a generator of small progress reports.
 
 ``Trainer.run()`` yields a ``TrainReport`` after every step; every
-``eval_every`` steps (and at the end) the report also carries per-class IoU on
+``eval_every`` steps (the first after ``first_eval_seconds`` of training if
+sooner, and at the end) the report also carries per-class IoU on
 the validation planes and on the painted training pixels, and a prediction of
 the preview image. With validation labels the trainer keeps, by default, the
 weights of the evaluation that scored best on them: with scribbles both losses
@@ -69,6 +70,8 @@ class TrainConfig:
     smoothness: float | str = AUTO  # weight of the pairwise loss spreading scribbles to alike neighbours; auto:
     # on for sparse labels (loss_choice.py)
     eval_every: int = 25
+    first_eval_seconds: float = 0.0  # > 0: the first evaluation comes after this much training if eval_every
+    # steps take longer (fp32 on a CPU without native bf16 takes seconds per step; the dock uses 15)
     eval_share: float = 0.0  # > 0: an evaluation also waits until it would take at most this share of the wall
     # time (large images, where one evaluation costs many steps; the napari dock uses a third)
     keep: str = "best"  # "best": the weights of the best validation evaluation (needs validation labels); "last"
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ValueError("schedule is 'constant', 'cosine' or 'auto'")
         if self.keep not in ("best", "last"):
             raise ValueError("keep is 'best' (the best validation evaluation) or 'last'")
+        if not (self.first_eval_seconds >= 0 and math.isfinite(self.first_eval_seconds)):
+            raise ValueError("first_eval_seconds is a training time in seconds (0 = off)")
         if not 0.0 <= self.eval_share < 1.0:
             raise ValueError("eval_share is the most of the wall time evaluations may take, from 0 (off) to below 1")
         if not 0.0 <= self.ema < 1.0:
@@ -223,7 +228,10 @@ class Trainer:
         class_names: list[str] | None = None,
         preview=None,
         start_from: Segmenter | None = None,
+        preview_window: tuple[slice, slice] | None = None,
     ):
+        """``preview_window``: the rows and columns of the planes that ``preview`` was cut from (the region of
+        a large slide around its strokes); None: ``preview`` holds whole planes."""
         train, val = list(train), list(val)
         if start_from is not None:
             n_classes = start_from.n_classes
@@ -250,6 +258,7 @@ class Trainer:
         chosen, self.loss_choice = choose_loss(config, train)
         self.config = config = replace(config, **chosen)
         self.train_planes, self.val_planes, self.preview = train, val, preview
+        self.preview_window = preview_window or (slice(None),) * 2
         self.device = resolve_device(config.device)
         if self.device.type == "cpu" and config.cpu_threads:
             torch.set_num_threads(config.cpu_threads)
@@ -315,9 +324,10 @@ class Trainer:
             in_preview = [None] * len(planes)
         else:
             if self._in_preview is None:  # found once, in the training thread (hashing a large image takes time)
-                self._in_preview = same_pixels(planes, self.preview, self.segmenter.config.in_channels)
+                self._in_preview = self._planes_in_preview(planes)
             in_preview = self._in_preview
         previewed = preview.labels.reshape((-1,) + preview.labels.shape[-2:]) if preview is not None else None
+        window = self.preview_window
 
         def score(chosen):
             if not chosen:
@@ -326,15 +336,24 @@ class Trainer:
             for i in chosen:
                 p, j = planes[i], in_preview[i]
                 if j is not None:
-                    cm.update(previewed[j], p.labels)
+                    cm.update(previewed[j], p.labels[window])
                     continue
                 # IoU counts painted pixels only: a plane larger than a tile is predicted where it is painted
-                window = (painted_box(p.labels) if max(p.labels.shape) > TILE else None) or (slice(None),) * 2
-                cm.update(class_labels(predict_window(self.segmenter, p.image, window)), p.labels[window])
+                box = (painted_box(p.labels) if max(p.labels.shape) > TILE else None) or (slice(None),) * 2
+                cm.update(class_labels(predict_window(self.segmenter, p.image, box)), p.labels[box])
             return cm.as_dict(names)
 
         n = len(self.train_planes)
         return score(range(n, len(planes))), score(range(n))
+
+    def _planes_in_preview(self, planes: list[Plane]) -> list[int | None]:
+        """Per plane, its plane in the preview (same pixels in the preview's window), or None: also None where
+        some of its painted pixels lie outside the window, as the preview's prediction cannot score those."""
+        window = self.preview_window
+        found = same_pixels([Plane(p.image[window], p.labels[window]) for p in planes], self.preview,
+                            self.segmenter.config.in_channels)
+        return [j if j is None or np.count_nonzero(p.labels[window]) == np.count_nonzero(p.labels) else None
+                for p, j in zip(planes, found)]
 
     def progress(self, step: int, elapsed: float) -> float:
         """0..1 of the step or time budget, whichever is nearer its end."""
@@ -378,10 +397,14 @@ class Trainer:
                            prediction, finished, message, step if finished else None)
 
     def _evaluation_due(self, step: int, elapsed: float) -> bool:
-        """Every ``eval_every`` steps, and with ``eval_share`` only once the training since the last evaluation
-        is long enough for that evaluation's cost to be at most this share of the time."""
+        """Every ``eval_every`` steps, the first also after ``first_eval_seconds`` of training if that comes
+        sooner, and with ``eval_share`` only once the training since the last evaluation is long enough for that
+        evaluation's cost to be at most this share of the time."""
         cfg = self.config
-        if cfg.eval_every <= 0 or step % cfg.eval_every:
+        if cfg.eval_every <= 0:
+            return False
+        first = self._last_eval[0] < 0 and 0 < cfg.first_eval_seconds <= elapsed
+        if step % cfg.eval_every and not first:
             return False
         seconds, at = self._eval_cost
         return cfg.eval_share <= 0 or elapsed - at >= seconds * (1 - cfg.eval_share) / cfg.eval_share

@@ -26,6 +26,8 @@ def test_round_trip_gives_the_same_prediction(tmp_path, sample, tiny_segmenter):
     b = predict(loaded, sample[0][5]).probabilities
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert list(tmp_path.iterdir()) == [path]  # no temporary files left behind
+    convolutions = [w for w in loaded.net.parameters() if w.dim() == 4 and w.shape[1] > 1]
+    assert convolutions and all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
 
 
 class Evil:

@@ -90,6 +90,32 @@ def test_planes_in_the_preview_are_scored_on_its_prediction(sample, monkeypatch)
     assert len(predicted) == 3  # two training planes, one validation plane
 
 
+def test_a_preview_cut_from_a_region_of_the_planes_is_scored_there(sample, monkeypatch):
+    """The dock previews the region around the strokes of a large slide: the IoU is read from that preview's
+    prediction, not predicted a second time; a plane painted outside the region is predicted on its own."""
+    images, labels = sample[0], sample[2]
+    slide = np.tile(images[0], (4, 3))  # 1024 x 768
+    strokes = np.zeros(slide.shape, labels.dtype)
+    strokes[:256, 256:512] = labels[0]
+    window = (slice(0, 320), slice(192, 576))
+    other = np.zeros_like(strokes)
+    other[900:, :100] = strokes[:124, 256:356]  # painted where the window is not
+    predicted = count_iou_predictions(monkeypatch)
+    config = replace(FAST, steps=2, eval_every=0)
+    trainer = Trainer(painted_planes(slide, strokes) + painted_planes(slide[::-1], other), config, model=TINY,
+                      class_names=list(CLASS_NAMES), preview=slide[window], preview_window=window)
+    final = list(trainer.run())[-1]
+    assert final.prediction.labels.shape == (320, 384)
+    assert predicted == [tuple(np.ptp(np.nonzero(other), axis=1) + 1)]  # only the plane painted outside it
+    alone = Trainer(painted_planes(slide, strokes), config, model=TINY, class_names=list(CLASS_NAMES))
+    alone.segmenter.net.load_state_dict(trainer.segmenter.net.state_dict())
+    region = ConfusionMatrix(3)
+    region.update(final.prediction.labels, strokes[window])
+    whole = alone.evaluate()[1]
+    for name, iou in region.as_dict(list(CLASS_NAMES)).items():
+        assert abs(whole[name] - iou) < 0.01, (name, whole[name], iou)
+
+
 @pytest.mark.parametrize(("loss", "warp"), [("none", False), ("intra", False), ("inter", False), ("intra", True)])
 def test_same_seed_same_weights(sample, loss, warp):
     cfg = replace(FAST, loss=loss, steps=3, eval_every=0, warp=warp)
@@ -117,6 +143,29 @@ def test_warmup_and_ramp_schedule_the_relation_weight():
     cfg = TrainConfig(loss="intra", relation_weight=0.5, warmup_steps=10, ramp_steps=10)
     assert cfg.weight_at(10) == 0 and cfg.weight_at(15) == pytest.approx(0.25) and cfg.weight_at(40) == 0.5
     assert TrainConfig(loss="none", relation_weight=1).weight_at(5) == 0
+
+
+def test_slow_steps_are_evaluated_first_after_first_eval_seconds_of_training(sample, monkeypatch):
+    """Where a step takes seconds (fp32 on a CPU without native bf16), the first prediction comes after
+    ``first_eval_seconds`` of training, not after ``eval_every`` steps; later ones keep the step count, as do
+    fast steps."""
+    import napari_pixrel.trainer as trainer_module
+
+    class Clock:  # every reading is 1 s after the last: a step takes 1 s of training, an evaluation 1 s
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls):
+            cls.now += 1.0
+            return cls.now
+
+    monkeypatch.setattr(trainer_module, "time", Clock)
+    for seconds, expected in ((2.5, [3, 4, 8]), (4.0, [4, 8]), (100.0, [4, 8]), (0.0, [4, 8])):
+        config = replace(FAST, steps=9, eval_every=4, first_eval_seconds=seconds)
+        reports = list(make(sample, config, val=planes(sample, (4,))).run())
+        assert [r.step for r in reports if r.val_iou is not None and not r.finished] == expected, seconds
+    with pytest.raises(ValueError, match="first_eval_seconds"):
+        TrainConfig(first_eval_seconds=-1)
 
 
 def test_eval_share_spaces_evaluations_that_cost_many_steps(sample):
