@@ -7,14 +7,17 @@ panned every 100 ms like a user would; also the time from pressing Train to
 the first prediction layer update. After a short warm-up (so one-time costs
 such as creating the output layers count for neither), runs once with torch on
 every core and once with the dock's default (one core left to napari) and
-writes both to benchmarks/results/responsiveness.json (or ``--out``).
+writes both to benchmarks/results/responsiveness.json (or ``--out``). Each run
+also lists the full garbage collections (which hold every thread) it saw.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/responsiveness.py [--out FILE]
+        [--collector]  (the dock's threads without and with its freeze of the garbage collector)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -31,13 +34,26 @@ TICK_MS = 10
 PAN_MS = 100
 
 
-def measure(viewer, widget, threads: int | None, steps: int) -> dict:
-    """Train once with ``threads`` torch threads (None = all cores) and time the event loop meanwhile."""
+def measure(viewer, widget, threads: int | None, steps: int, freeze: bool = True) -> dict:
+    """Train once with ``threads`` torch threads (None = all cores) and time the event loop meanwhile; also
+    the full (oldest generation) garbage collections, which hold every thread. ``freeze``: the dock's
+    ``freeze_collector``."""
     widget.cpu_threads = threads
+    widget.freeze_collector = freeze
     widget.budget.value = steps
     gaps: list[float] = []
     ends: list[float] = []  # when each gap ended, seconds after pressing Train
     last = [time.perf_counter()]
+    collections: list[tuple[float, float]] = []  # (ms, seconds after pressing Train) of each full collection
+    collecting = [0.0]
+
+    def collected(phase: str, info: dict) -> None:
+        if info["generation"] == 2:
+            now = time.perf_counter()
+            if phase == "start":
+                collecting[0] = now
+            else:
+                collections.append((1000 * (now - collecting[0]), now - started))
 
     def tick() -> None:
         now = time.perf_counter()
@@ -57,6 +73,7 @@ def measure(viewer, widget, threads: int | None, steps: int) -> dict:
     ticker.timeout.connect(tick)
     panner.timeout.connect(pan)
     started = time.perf_counter()
+    gc.callbacks.append(collected)
     widget.train_button.native.click()
     click = time.perf_counter() - started
     loop = QEventLoop()
@@ -67,11 +84,15 @@ def measure(viewer, widget, threads: int | None, steps: int) -> dict:
     loop.exec()
     ticker.stop()
     panner.stop()
+    gc.callbacks.remove(collected)
     wall = time.perf_counter() - started
     gaps_ms = sorted(1000 * g for g in gaps)
     worst = sorted(zip(gaps, ends, strict=True), reverse=True)[:5]
     return {
         "torch_threads": threads or os.cpu_count(),
+        "freeze_collector": freeze,
+        "full_collections": {"count": len(collections), "longest_ms_at_s": [
+            [round(ms, 1), round(t, 2)] for ms, t in sorted(collections, reverse=True)[:5]]},
         "steps": steps,
         "train_wall_s": round(wall, 2),
         "seconds_per_step": round(wall / steps, 3),
@@ -92,6 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="training steps per measurement")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--collector", action="store_true",
+                        help="compare the dock's threads without and with freeze_collector instead of the threads")
     args = parser.parse_args()
     viewer = napari.Viewer()
     viewer.open_sample("napari-pixrel", "few_shot")
@@ -99,7 +122,10 @@ def main() -> None:
     widget.labels.value = viewer.layers["scribbles"]
     default_threads = widget.cpu_threads
     measure(viewer, widget, default_threads, 2)  # warm-up: output layers, shaders, kernels; not reported
-    runs = [measure(viewer, widget, threads, args.steps) for threads in (None, default_threads)]
+    if args.collector:
+        runs = [measure(viewer, widget, default_threads, args.steps, freeze) for freeze in (False, True)]
+    else:
+        runs = [measure(viewer, widget, threads, args.steps) for threads in (None, default_threads)]
     result = {
         "what": "Qt event-loop tick gaps (10 ms timer, camera panned every 100 ms) while the dock trains "
                 "(sample data, scribbles, pixel relation within image, patch 256, batch 4, eval every 10 steps, the "

@@ -13,6 +13,7 @@ are created once and then updated in place, at most once per
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import os
 import re
@@ -192,8 +193,11 @@ def clock(seconds: float) -> str:
 
 
 def _stop_all(jobs: list) -> None:
+    """Stop the jobs, and give the objects frozen for them back to the garbage collector (PixrelWidget._start)
+    now: a dock closed or deleted mid-job may never see its worker finish."""
     for job in jobs:
         job.stop()
+    gc.unfreeze()
 
 
 class JobFailed(Exception):
@@ -287,6 +291,7 @@ class PixrelWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.run_in_thread = True  # False: jobs run inline (tests, scripts)
+        self.freeze_collector = True  # the garbage collector skips napari's objects while a job runs (_start)
         # CPU threads of background jobs: one core is left to napari so the UI never starves (None: all)
         self.cpu_threads: int | None = ui_spare_threads()
         self.model_settings: dict = {}  # extra ModelConfig fields, e.g. {"encoder": "resnet18"}
@@ -462,9 +467,16 @@ class PixrelWidget(QWidget):
         self.resume_button.enabled = False
 
     def _start(self, kind: str, jobs: list, reports, render) -> None:
-        """Run the generator ``reports`` in a thread_worker (or inline), passing each report to ``render``."""
+        """Run the generator ``reports`` in a thread_worker (or inline), passing each report to ``render``.
+
+        While it runs, the garbage collector skips the objects that exist when it starts (``gc.freeze``, undone
+        in ``_finished``): a napari window holds very many, and the job's allocations set off full collections
+        that walk them all while holding every thread, 419 ms of frozen UI in a 40-step run on a
+        2-core CPU (benchmarks/responsiveness.py --collector). What the job creates is still collected."""
         self._jobs[:] = jobs
         self._set_busy(kind)
+        if self.freeze_collector:
+            gc.freeze()
         if not self.run_in_thread:
             try:
                 for report in _with_threads(reports, self.cpu_threads):
@@ -491,6 +503,7 @@ class PixrelWidget(QWidget):
         self._render(report)
 
     def _finished(self) -> None:
+        gc.unfreeze()
         self._jobs.clear()
         self.worker = self._worker_pause = None
         if self.status.text() == "stopping ...":
@@ -556,7 +569,8 @@ class PixrelWidget(QWidget):
         if layer is not None and layer.data.ndim == data.ndim:
             layer.data = data
             for key, value in where.items():  # a source with another scale or offset than the last one's
-                setattr(layer, key, value)
+                if not np.array_equal(getattr(layer, key), value):  # setting them redraws
+                    setattr(layer, key, value)
             return layer
         if layer is not None:
             self.viewer.layers.remove(layer)

@@ -56,6 +56,7 @@ def assert_untouched(viewer, before: dict, outputs=()) -> None:
 
 def assert_idle(widget) -> None:
     assert not widget.busy and widget.worker is None
+    assert gc.get_freeze_count() == 0  # the collector sees every object again (PixrelWidget._start)
     assert widget.train_button.enabled and widget.apply_button.enabled and not widget.stop_button.enabled
 
 
@@ -393,7 +394,9 @@ def test_closing_the_dock_mid_training_ends_the_worker_and_its_layer_follow_up(m
     widget = open_dock(viewer, noise((60, 128, 128)), scribbles((60, 128, 128), painted=[0, 1]), budget=10_000)
     widget.train()
     qtbot.waitUntil(lambda: steps_done(widget) >= 1, timeout=60_000)
+    assert gc.get_freeze_count() > 0
     viewer.window.remove_dock_widget(widget)  # the dock's X: the widget is taken out, not deleted
+    assert gc.get_freeze_count() == 0  # the collector sees every object again
     assert QThreadPool.globalInstance().waitForDone(30_000)
     later = viewer.add_image(noise((32, 32)), name="added after closing")
     assert later not in widget.image.choices  # the closed dock no longer follows the layer list
@@ -410,6 +413,21 @@ def test_stopping_a_prediction_says_it_stopped(make_napari_viewer, qtbot):
     widget.stop_button.native.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert widget.status.text() == "prediction stopped"
+    assert_idle(widget)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_while_a_job_runs_the_collector_skips_the_objects_that_existed_before(make_napari_viewer, freeze):
+    """A full garbage collection of a napari window's objects held the UI for about 0.4 s in the middle of
+    training (benchmarks/responsiveness.py --collector): while a job runs they are frozen, and only then."""
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((2, 64, 64)), scribbles((2, 64, 64)))
+    widget.run_in_thread, widget.freeze_collector = False, freeze
+    render, frozen = widget._render_training, []
+    widget._render_training = lambda item: (frozen.append(gc.get_freeze_count()), render(item))
+    widget.train()
+    assert widget.last_error == "" and len(frozen) == 3  # two steps and the finished report
+    assert all(count > 10_000 for count in frozen) if freeze else frozen == [0, 0, 0]
     assert_idle(widget)
 
 
