@@ -17,10 +17,10 @@ import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from memory_format_step import interleaved
 from qtpy.QtWidgets import QApplication
 
 from napari_pixrel._plots import TrainingPlot
@@ -44,16 +44,15 @@ def main() -> None:
         plot._make_lines()
         plot._draw()
 
-    ways = {"lines made again": remade, "lines given new data": plot._draw}
-    seconds = {name: [] for name in ways}
-    for i in range(1 + args.repeats):
-        for name in (list(ways) if i % 2 else list(ways)[::-1]):
-            start = time.perf_counter()
-            ways[name]()
+    def painted(redraw):
+        def redraw_and_paint() -> None:
+            redraw()
             plot.canvas.repaint()  # draw_idle's draw and the paint, now
             app.processEvents()
-            if i:
-                seconds[name].append(time.perf_counter() - start)
+        return redraw_and_paint
+
+    seconds = interleaved({"lines made again": painted(remade), "lines given new data": painted(plot._draw)}, 1,
+                          args.repeats)
     median = {name: round(1000 * statistics.median(s), 1) for name, s in seconds.items()}
     result = {"machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform()},
               "what": "ms of the UI thread per training-plot redraw (40 steps, 4 evaluations, one run)",
