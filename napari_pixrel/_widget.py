@@ -588,14 +588,19 @@ class PixrelWidget(QWidget):
         prediction_name, uncertainty_name = output_names(run)
         self._output_layer(prediction_name, labels, "labels")
         self._output_layer(uncertainty_name, uncertain, "image")
+        self._mark_exported(run, partial)
+
+    def _mark_exported(self, run: str, partial: bool) -> None:
+        """Export writes the newest prediction of the model that Save uses."""
         if not run or self.segmenters.get(run) is self.segmenter:  # Apply, a normal run, teaching's relation
-            self._exported, self._exported_partial = prediction_name, partial
+            self._exported, self._exported_partial = output_names(run)[0], partial
 
     def _prepare_outputs(self, run: str, shape: tuple) -> None:
         """Create missing output layers (empty) now: adding a layer costs the UI about 0.5 s, better spent
         when Train is pressed than in the middle of the user's panning and painting. Empty, they are partial:
-        Export refuses them until a prediction fills them."""
-        if any(name not in self.viewer.layers for name in output_names(run)):
+        Export refuses them until a prediction fills them. A partial preview empties existing ones too: it is
+        written into them in place (``_place_preview``), and what lay outside it came from another model."""
+        if self._preview_planes is not None or any(name not in self.viewer.layers for name in output_names(run)):
             self._show_prediction(run, np.zeros(shape, np.uint8), np.zeros(shape, np.float32), partial=True)
 
     # ---------- training
@@ -711,8 +716,13 @@ class PixrelWidget(QWidget):
         columns = {}
         for run, report in self._latest.items():
             p = report.prediction
-            self._show_prediction(run, *map(self._in_place, (p.labels, uncertainty(p.probabilities))),
-                                  partial=self._preview_planes is not None)
+            if self._preview_planes is None:
+                self._show_prediction(run, p.labels, uncertainty(p.probabilities))
+            else:
+                for name, kind, preview in zip(output_names(run), ("labels", "image"),
+                                               (p.labels, uncertainty(p.probabilities))):
+                    self._place_preview(name, kind, preview)
+                self._mark_exported(run, partial=True)
             columns.update(iou_columns(run, report.val_iou, report.train_iou))
         self.iou_table.show_iou(columns, self.segmenter.class_names)
         if self.first_prediction_after is None:
@@ -726,14 +736,19 @@ class PixrelWidget(QWidget):
         point = np.round(self._render_source.world_to_data(self.viewer.dims.point)[: len(lead)]).astype(int)
         return int(np.ravel_multi_index(tuple(np.clip(point, 0, np.array(lead) - 1)), lead))
 
-    def _in_place(self, preview: np.ndarray) -> np.ndarray:
-        """A preview of the painted planes (or their painted region) only, placed into an empty array of the
-        labels' shape."""
-        if self._preview_planes is None:
-            return preview
-        full = np.zeros((int(np.prod(self._preview_shape[:-2])),) + self._preview_shape[-2:], preview.dtype)
-        full[(self._preview_planes,) + (self._preview_window or ())] = preview.reshape((-1,) + preview.shape[-2:])
-        return full.reshape(self._preview_shape)
+    def _place_preview(self, name: str, kind: str, preview: np.ndarray) -> None:
+        """Write a preview of the painted planes (or of their painted region) into the output layer ``name``,
+        where those lie, and redraw it. Written in place: a new array of the labels' shape per evaluation held
+        the UI thread longer (benchmarks/preview_render.py)."""
+        self._check_output_names(name)
+        data = self.viewer.layers[name].data if name in self.viewer.layers else None
+        if not (isinstance(data, np.ndarray) and data.shape == self._preview_shape and data.dtype == preview.dtype
+                and data.flags.c_contiguous and data.flags.writeable):  # removed, or not an array to write into
+            self._output_layer(name, np.zeros(self._preview_shape, preview.dtype), kind)
+        layer = self.viewer.layers[name]
+        planes = layer.data.reshape((-1,) + self._preview_shape[-2:])  # a view: the array is C-contiguous
+        planes[(self._preview_planes,) + (self._preview_window or ())] = preview.reshape((-1,) + preview.shape[-2:])
+        layer.refresh()
 
     # ---------- label-efficiency study
     @user_action

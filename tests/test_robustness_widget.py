@@ -472,6 +472,32 @@ def test_a_large_stack_previews_its_painted_slices_and_the_one_in_view(make_napa
     assert widget.last_error == "" and (tmp_path / "all.tif").exists()
 
 
+def test_a_partial_preview_is_written_into_the_output_layers_it_emptied_at_train(make_napari_viewer, monkeypatch):
+    monkeypatch.setattr(_widget, "PREVIEW_PIXELS", 64 * 64)
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((6, 64, 64)), scribbles((6, 64, 64), painted=[1, 4]), budget=3)
+    widget.run_in_thread = False
+    widget.train_settings = {**TINY_TRAINING, "eval_every": 1}
+    widget._layers_throttle.interval = 0  # every evaluation is rendered
+    widget.train()
+    widget.apply_to_image()  # every slice predicted: what the next training's preview must not leave behind
+    outputs = [viewer.layers[name] for name in _widget.output_names("")]
+    assert (outputs[0].data >= 1).all()
+    new_arrays, placed = [], []
+    for layer in outputs:
+        layer.events.data.connect(lambda event: new_arrays.append(event.source.name))
+    place = widget._place_preview
+    monkeypatch.setattr(widget, "_place_preview", lambda name, *args: (placed.append(name), place(name, *args)))
+    viewer.dims.set_current_step(0, 4)  # a painted slice in view: the preview is slices 1 and 4
+    widget.train()
+    assert widget.last_error == ""
+    assert sorted(new_arrays) == sorted(_widget.output_names(""))  # emptied once, when Train was pressed ...
+    assert placed.count(PREDICTION) == 4  # ... then each evaluation (steps 1, 2, 3 and the end's) written in it
+    prediction = outputs[0].data
+    assert [bool(plane.all()) for plane in prediction] == [False, True, False, False, True, False]
+    assert not prediction[[0, 2, 3, 5]].any() and not outputs[1].data[[0, 2, 3, 5]].any()
+
+
 def test_a_large_slide_painted_in_one_corner_previews_the_region_around_its_strokes(make_napari_viewer, monkeypatch,
                                                                                     tmp_path):
     monkeypatch.setattr(_widget, "PREVIEW_PIXELS", 64 * 64)  # as if the slide were 8k x 6k pixels
