@@ -16,8 +16,8 @@ with full masks (cpu_warp.py phase "full", pairs with ``full-s*-none-seed0-3a3f4
     .venv/bin/python benchmarks/light_model.py --specs specs.json
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 
-``--scribble-pairs`` with ``--specs``: both decoders' scribble runs, for a CPU without native bf16
-(``scribble_pairs``; twentieth session: ``--out benchmarks/results/cpu-avx2``).
+``--cpu-pairs scribbles|full`` with ``--specs``: both decoders' runs, for a CPU without native bf16
+(``cpu_pairs``; twentieth session: ``--out benchmarks/results/cpu-avx2``).
 """
 
 from __future__ import annotations
@@ -53,15 +53,16 @@ def quality_specs() -> list[dict]:
     return [{**r, "model": {"decoder_channels": list(HALVED)}} for pair in zip(scribbles, full_masks) for r in pair]
 
 
-def scribble_pairs() -> list[dict]:
-    """The halved decoder's scribble runs of ``quality_specs`` each after the default decoder's of the same
-    subset, evaluated at 60 and 300 s only: on a CPU without native bf16 (fp32) an evaluation of the 128 val and
-    test tiles takes about half a minute. The rule, set before the runs (twentieth session, AVX2 CPU): the halved
-    decoder is worth a quality run with full masks there if its val mean is above the default's with at least 4
-    of 5 pairs above 0; a default that depends on the CPU also needs the tenth session's rule over both label
-    kinds (a positive val mean for each, at least 7 of 10 pairs above 0)."""
-    runs = [{**r, "eval_seconds": [60, 300]} for r in minutes5_smoothness()]
-    return [x for r in runs for x in (r, {**r, "model": {"decoder_channels": list(HALVED)}})]
+def cpu_pairs(labels: str) -> list[dict]:
+    """The halved decoder's runs of ``quality_specs`` for ``labels`` ("scribbles" or "full"), each after the
+    default decoder's of the same subset, evaluated at 60 and 300 s only: on a CPU without native bf16 (fp32)
+    an evaluation of the 128 val and test tiles takes about half a minute. The rule, set before the runs
+    (twentieth session, AVX2 CPU): the halved decoder is worth the full-mask runs there if its val mean with
+    scribbles is above the default's with at least 4 of 5 pairs above 0; a default that depends on the CPU
+    needs the tenth session's rule over both label kinds (a positive val mean for each, at least 7 of 10 pairs
+    above 0)."""
+    runs = [{**r, "eval_seconds": [60, 300]} for r in quality_specs() if r["labels"] == labels]
+    return [x for r in runs for x in ({k: v for k, v in r.items() if k != "model"}, r)]
 
 
 def main() -> None:
@@ -69,11 +70,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cpu" / "light-model.json"))
     parser.add_argument("--specs", help="write the quality runs' specs here instead of timing")
-    parser.add_argument("--scribble-pairs", action="store_true",
-                        help="with --specs: the default and halved decoders' scribble runs (scribble_pairs)")
+    parser.add_argument("--cpu-pairs", choices=["scribbles", "full"],
+                        help="with --specs: the default and halved decoders' runs with these labels (cpu_pairs)")
     args = parser.parse_args()
     if args.specs:
-        specs = scribble_pairs() if args.scribble_pairs else quality_specs()
+        specs = cpu_pairs(args.cpu_pairs) if args.cpu_pairs else quality_specs()
         Path(args.specs).write_text(json.dumps(specs, indent=1))
         print(f"{len(specs)} runs written to {args.specs}")
         return
