@@ -37,7 +37,7 @@ from ._throttle import Throttle
 from .data import as_planes, painted_box, painted_indices, painted_planes, split_labels
 from .evidence import LOSS_ADVICE
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED
-from .model import ModelConfig, Segmenter
+from .model import AUTO_DECODER, ModelConfig, Segmenter
 from .predict import class_labels, iter_predict, labels_dtype, uncertainty
 from .study import Study
 from .trainer import EMA_DECAY, TrainConfig, Trainer, resolve_device
@@ -294,7 +294,8 @@ class PixrelWidget(QWidget):
         self.freeze_collector = True  # the garbage collector skips napari's objects while a job runs (_start)
         # CPU threads of background jobs: one core is left to napari so the UI never starves (None: all)
         self.cpu_threads: int | None = ui_spare_threads()
-        self.model_settings: dict = {}  # extra ModelConfig fields, e.g. {"encoder": "resnet18"}
+        # extra ModelConfig fields, e.g. {"encoder": "resnet18"}; the decoder is chosen for the device by default
+        self.model_settings: dict = {"decoder_channels": AUTO_DECODER}
         self.train_settings: dict = {"eval_every": EVAL_EVERY}  # extra TrainConfig fields
         self.segmenter: Segmenter | None = None  # the model that Save / Apply use
         self.segmenters: dict[str, Segmenter] = {}  # per run of the last training ("" = normal run)

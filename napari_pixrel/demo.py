@@ -17,7 +17,6 @@ import numpy as np  # noqa: E402
 
 from .data import painted_planes  # noqa: E402
 from .metrics import ConfusionMatrix  # noqa: E402
-from .model import ModelConfig  # noqa: E402
 from .predict import predict  # noqa: E402
 from .sample_data import CLASS_NAMES, load_sample_data  # noqa: E402
 from .trainer import TrainConfig, Trainer  # noqa: E402
@@ -34,14 +33,13 @@ def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.4) -> np.nda
 
 
 def run_demo(args, config: TrainConfig) -> int:
-    from .cli import format_iou_table, run_training
+    from .cli import format_iou_table, model_config, run_training
 
     t0 = time.perf_counter()
     images, truth, scribbles = load_sample_data()
     painted = scribbles if args.scribbles else truth
     train = [p for i in range(N_TRAIN) for p in painted_planes(images[i], painted[i])]
-    model = ModelConfig(n_classes=len(CLASS_NAMES), encoder=args.encoder, embed_dim=args.embed_dim)
-    trainer = Trainer(train, config, model=model, class_names=list(CLASS_NAMES))
+    trainer = Trainer(train, config, model=model_config(args, len(CLASS_NAMES)), class_names=list(CLASS_NAMES))
     report = run_training(trainer, args.quiet)
     held_out = predict(trainer.segmenter, images[N_TRAIN:], probabilities=False).labels
     cm = ConfusionMatrix(len(CLASS_NAMES))

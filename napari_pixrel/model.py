@@ -19,6 +19,8 @@ from torch import nn
 from .data import Normalizer
 
 HEADS = ("groups", "projection")
+DECODER_CHANNELS = (256, 128, 64, 32, 16)  # smp's U-Net decoder
+AUTO_DECODER = "auto"  # chosen for the device by the Trainer (decoder_choice.py)
 STRIDE = 32  # every smp encoder used here downsamples 5 times
 
 
@@ -31,7 +33,7 @@ class ModelConfig:
     encoder: str = "resnet18"
     embed_dim: int = 8
     head: str = "groups"
-    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    decoder_channels: tuple[int, ...] | str = DECODER_CHANNELS  # or AUTO_DECODER, resolved before building
 
     def __post_init__(self):
         if self.n_classes < 2:
@@ -41,11 +43,15 @@ class ModelConfig:
         if not (self.encoder.startswith("tu-") or self.encoder in smp.encoders.get_encoder_names()):  # tu-: timm's
             raise ValueError(f"encoder {self.encoder!r} is not one segmentation-models-pytorch "
                              f"{smp.__version__} has (e.g. resnet18, resnet34, mobilenet_v2, efficientnet-b0)")
-        object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))
+        if self.decoder_channels != AUTO_DECODER:
+            if isinstance(self.decoder_channels, str):
+                raise ValueError(f"decoder_channels {self.decoder_channels!r} is neither widths nor {AUTO_DECODER!r}")
+            object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["decoder_channels"] = list(self.decoder_channels)
+        if isinstance(self.decoder_channels, tuple):
+            d["decoder_channels"] = list(self.decoder_channels)
         return d
 
 
@@ -54,6 +60,8 @@ class PixRelNet(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        if config.decoder_channels == AUTO_DECODER:
+            raise ValueError("an 'auto' decoder is chosen for a device: resolve it first (decoder_choice.py)")
         self.config = config
         k, d = config.n_classes, config.embed_dim
         last = config.decoder_channels[-1]

@@ -20,7 +20,7 @@ import numpy as np
 
 from .data import Plane
 from .metrics import ConfusionMatrix
-from .model import ModelConfig
+from .model import AUTO_DECODER, ModelConfig
 from .predict import class_labels, predict_plane
 from .trainer import TrainConfig, Trainer
 
@@ -145,7 +145,8 @@ class Study:
         self.class_names = list(class_names)
         self.config = replace(config, eval_every=0)
         channels = planes[0].image.shape[-1]
-        self.model = model or ModelConfig(n_classes=len(self.class_names), in_channels=channels)
+        self.model = model or ModelConfig(n_classes=len(self.class_names), in_channels=channels,
+                                          decoder_channels=AUTO_DECODER)
         self.threshold = threshold
         self.plan = rotations_plan(len(planes), rotations)
         self._stop = threading.Event()

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from .data import Normalizer, PatchSampler, Plane, check_image, painted_box, same_pixels
+from .decoder_choice import choose_decoder
 from .loss_choice import AUTO, choose_loss
 from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
-from .model import STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
+from .model import AUTO_DECODER, STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
 from .predict import TILE, Prediction, class_labels, predict, predict_window
 from .smoothness import smoothness_loss
 from .warp import random_warp
@@ -230,7 +231,8 @@ class Trainer:
         start_from: Segmenter | None = None,
         preview_window: tuple[slice, slice] | None = None,
     ):
-        """``preview_window``: the rows and columns of the planes that ``preview`` was cut from (the region of
+        """``model``: None gives the product's network, its decoder chosen for the device (decoder_choice.py).
+        ``preview_window``: the rows and columns of the planes that ``preview`` was cut from (the region of
         a large slide around its strokes); None: ``preview`` holds whole planes."""
         train, val = list(train), list(val)
         if start_from is not None:
@@ -255,7 +257,7 @@ class Trainer:
             raise ValueError("all images must have the same number of channels")
         if config.loss == "inter" and config.batch_size < 2:
             raise ValueError("pixel relation across images needs a batch size of at least 2")
-        chosen, self.loss_choice = choose_loss(config, train)
+        chosen, self.auto_choices = choose_loss(config, train)  # what "auto" chose, said with the first step
         self.config = config = replace(config, **chosen)
         self.train_planes, self.val_planes, self.preview = train, val, preview
         self.preview_window = preview_window or (slice(None),) * 2
@@ -273,9 +275,11 @@ class Trainer:
             normalizer = start_from.normalizer
             history = list(start_from.training.get("history", []))
         else:
-            mc = model or ModelConfig(n_classes=n_classes, in_channels=in_channels)
+            mc = model or ModelConfig(n_classes=n_classes, in_channels=in_channels, decoder_channels=AUTO_DECODER)
             if mc.in_channels != in_channels:
                 mc = ModelConfig(**{**mc.to_dict(), "in_channels": in_channels})
+            mc, decoder_note = choose_decoder(mc, self.device.type == "cpu" and not native_bf16(self.device))
+            self.auto_choices = "; ".join(s for s in (self.auto_choices, decoder_note) if s)
             net = PixRelNet(mc)
             normalizer = Normalizer.fit([p.image for p in train])
             history = []
@@ -500,7 +504,7 @@ class Trainer:
                 elapsed += time.perf_counter() - t0
                 terms = (loss.item(), ce.item(), rel.item())
                 evaluate = self._evaluation_due(step, elapsed)
-                note = self.loss_choice if step == 1 else ""
+                note = self.auto_choices if step == 1 else ""
                 yield self._report(step, elapsed, terms, weight, evaluate, message=note)
         except torch.OutOfMemoryError:
             out_of_memory = True  # raised below, once this error's frames (and their tensors) are gone

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_pixrel.cli import build_parser, format_iou_table, main, train_config
+from napari_pixrel.cli import build_parser, format_iou_table, main, model_config, train_config
+from napari_pixrel.decoder_choice import LIGHT_DECODER
+from napari_pixrel.model import AUTO_DECODER, DECODER_CHANNELS
 from napari_pixrel.modelfile import load_model, save_model
 from napari_pixrel.trainer import TrainConfig
 
@@ -25,13 +27,14 @@ def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
                "--val-images", str(tmp_path / "img2.tif"), "--val-labels", str(tmp_path / "lab2.tif"),
                "--class-names", "background", "membrane", "mitochondria",
                "--loss", "intra", "--steps", "3", "--patch-size", "64", "--embed-dim", "2", "--keep", "last",
-               "--no-warp", "--ema", "0.9", "--smoothness", "0.5",
+               "--no-warp", "--ema", "0.9", "--smoothness", "0.5", "--decoder", "light",
                "--out", str(model)])
     assert rc == 0
     out = capsys.readouterr().out
     assert "membrane" in out and "validation" in out and "model written" in out
     seg = load_model(model)
     assert seg.class_names == ["background", "membrane", "mitochondria"] and seg.config.embed_dim == 2
+    assert seg.config.decoder_channels == LIGHT_DECODER
     assert (seg.training["config"]["loss"], seg.training["config"]["schedule"]) == ("intra", "cosine")
     assert seg.training["config"]["keep"] == "last" and not seg.training["config"]["warp"]
     assert seg.training["config"]["ema"] == 0.9 and seg.training["config"]["smoothness"] == 0.5
@@ -161,3 +164,10 @@ def test_a_channel_first_imagej_file_trains_and_predicts_as_channels(tmp_path, t
     assert main(["predict", "--model", gray, "--images", str(tmp_path / "stack.tif"),
                  "--out", str(tmp_path / "g")]) == 0
     assert tifffile.imread(tmp_path / "g" / "stack_labels.tif").shape == (3, 64, 64)
+
+
+def test_the_decoder_flag_is_auto_unless_given():
+    parse = build_parser().parse_args
+    files = ["train", "--images", "a.tif", "--labels", "a_labels.tif", "--out", "model.pt"]
+    assert model_config(parse(files), 3).decoder_channels == AUTO_DECODER  # the Trainer chooses for its device
+    assert model_config(parse(files + ["--decoder", "standard"]), 3).decoder_channels == DECODER_CHANNELS

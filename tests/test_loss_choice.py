@@ -134,7 +134,7 @@ def test_trainer_resolves_auto_from_the_painted_labels_and_the_warp(sample, kind
     assert (trainer.config.loss, trainer.config.schedule) == (mode, schedule)
     assert trainer.config.smoothness == (SMOOTHNESS_WEIGHT if kind == 2 else 0.0)
     reports = list(trainer.run())
-    assert reports[0].message == trainer.loss_choice and not reports[1].message
+    assert reports[0].message == trainer.auto_choices and not reports[1].message
     assert (reports[-1].relation > 0) == (mode == "intra")
     recorded = trainer.segmenter.training["config"]  # the model file says what was trained
     assert (recorded["loss"], recorded["schedule"]) == (mode, schedule)

@@ -6,6 +6,7 @@ Run under Xvfb (see the Makefile): napari needs an OpenGL context to add layers.
 import numpy as np
 import pytest
 import tifffile
+import torch
 from napari._qt.qthreading import wait_for_workers_to_quit
 from qtpy.QtCore import QThreadPool
 
@@ -19,9 +20,10 @@ from napari_pixrel._widget import (
     output_names,
     parse_validation,
 )
+from napari_pixrel.decoder_choice import choose_decoder
 from napari_pixrel.loss_choice import SMOOTHNESS_WEIGHT
-from napari_pixrel.model import PixRelNet
-from napari_pixrel.trainer import EMA_DECAY, TrainConfig
+from napari_pixrel.model import AUTO_DECODER, ModelConfig, PixRelNet
+from napari_pixrel.trainer import EMA_DECAY, TrainConfig, native_bf16
 
 TINY_NET = {"decoder_channels": (32, 16, 16, 8, 8)}
 TINY_TRAINING = {"patch_size": 64, "batch_size": 2, "eval_every": 3, "mixed_precision": False}
@@ -325,3 +327,19 @@ def test_default_loss_is_auto_relation_for_scribbles_without_the_warp_and_ce_oth
     assert trained["scribbles", False]["relation_weight"] == widget.relation_weight.value == TrainConfig.relation_weight
     assert trained["scribbles", True]["smoothness"] == SMOOTHNESS_WEIGHT == trained["scribbles", False]["smoothness"]
     assert trained["ground truth", False]["smoothness"] == 0.0
+
+
+def test_the_docks_own_network_has_the_decoder_chosen_for_this_cpu_and_says_so(viewer, monkeypatch):
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-pixrel", "pixrel: few-shot trainer")
+    said = []
+    monkeypatch.setattr(widget, "_say", lambda message: said.append(message) or widget.status.setText(message))
+    widget.run_in_thread = False
+    widget.train_settings = {**TINY_TRAINING, "device": "cpu"}
+    widget.labels.value = viewer.layers["scribbles"]
+    widget.budget.value = 1
+    widget.train()
+    assert widget.last_error == ""
+    emulated = not native_bf16(torch.device("cpu"))
+    chosen, sentence = choose_decoder(ModelConfig(n_classes=3, decoder_channels=AUTO_DECODER), emulated)
+    assert widget.segmenter.config.decoder_channels == chosen.decoder_channels
+    assert any("auto decoder: light" in s for s in said) == emulated and any(sentence in s for s in said)
