@@ -168,7 +168,7 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--loss", choices=["auto", "none", "intra", "inter"], default=TrainConfig.loss,
                    help="auto = pixel relation when under a quarter of the training pixels is painted "
                    "(scribbles) and the warp is off, else cross-entropy; none = cross-entropy only; "
-                   "intra / inter = pixel relation within / across images. " + LOSS_ADVICE)
+                   "intra / inter = pixel relation within / across images. " + LOSS_ADVICE.replace("%", "%%"))
     p.add_argument("--steps", type=int, default=steps, help=f"maximum training steps (default {steps})" if steps
                    else f"maximum training steps (default {TrainConfig.steps}, none when --minutes is given)")
     p.add_argument("--minutes", type=float, default=minutes,
@@ -204,7 +204,7 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--smoothness", type=weight_or_auto, default=TrainConfig.smoothness,
                    help="weight of a pairwise loss asking nearby pixels that look alike to get the same class, "
                    "which spreads scribbles and partial masks to the unpainted pixels (smoothness.py); 0 = off; auto = "
-                   f"{SMOOTHNESS_WEIGHT:g} when under {SMOOTHNESS_PAINTED:.0%} of the pixels are painted and "
+                   f"{SMOOTHNESS_WEIGHT:g} when under {SMOOTHNESS_PAINTED * 100:g}%% of the pixels are painted and "
                    "the labels leave most class boundaries undrawn, else off")
     p.add_argument("--quiet", action="store_true")
 

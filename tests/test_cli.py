@@ -171,3 +171,13 @@ def test_the_decoder_flag_is_auto_unless_given():
     files = ["train", "--images", "a.tif", "--labels", "a_labels.tif", "--out", "model.pt"]
     assert model_config(parse(files), 3).decoder_channels == AUTO_DECODER  # the Trainer chooses for its device
     assert model_config(parse(files + ["--decoder", "standard"]), 3).decoder_channels == DECODER_CHANNELS
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "demo", "bench"])
+def test_every_command_prints_its_help(command, capsys):
+    # argparse reads "%" in help texts as a format: the evidence quoted in --loss's help has percentages.
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--help" in help_text and ("under 95% painted" in help_text) == (command in ("train", "demo"))
