@@ -23,18 +23,33 @@ from .predict import TILE, predict
 from .trainer import TrainConfig, Trainer, TrainReport, classes_in_labels, resolve_device
 
 
-def _progress(report: TrainReport, stream=sys.stderr) -> None:
-    """One self-overwriting progress line."""
-    width = 30
-    done = int(width * report.progress)
-    line = (f"\r[{'#' * done}{'.' * (width - done)}] step {report.step:5d}  {report.elapsed:6.1f}s  "
-            f"loss {report.loss:.3f} (ce {report.ce:.3f}, relation {report.relation:.3f})")
-    if report.val_iou:
-        line += f"  val mIoU {100 * report.val_iou['mIoU']:.1f}"
-    stream.write(line)
-    if report.finished:
-        stream.write("\n")
-    stream.flush()
+class ProgressLine:
+    """The training's progress on stderr: on a terminal one line that overwrites itself; in a log file (a
+    batch job on a GPU server, nohup) a line per tenth of the run and per evaluation, where carriage returns
+    would pile every step into one line."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.terminal = self.stream.isatty()
+        self.tenth = -1
+        self.last = ""
+
+    def __call__(self, report: TrainReport) -> None:
+        width = 30
+        done = int(width * report.progress)
+        line = (f"[{'#' * done}{'.' * (width - done)}] step {report.step:5d}  {report.elapsed:6.1f}s  "
+                f"loss {report.loss:.3f} (ce {report.ce:.3f}, relation {report.relation:.3f})")
+        if report.val_iou:
+            line += f"  val mIoU {100 * report.val_iou['mIoU']:.1f}"
+        if self.terminal:
+            self.stream.write("\r" + line + ("\n" if report.finished else ""))
+        else:
+            tenth = int(10 * report.progress)
+            if line != self.last and (tenth > self.tenth or report.val_iou or report.finished):
+                self.stream.write(line + "\n")
+                self.last = line
+            self.tenth = max(self.tenth, tenth)
+        self.stream.flush()
 
 
 def format_iou_table(columns: dict[str, dict]) -> str:
@@ -104,12 +119,13 @@ def run_training(trainer: Trainer, quiet: bool = False) -> TrainReport:
         trainer.stop()
 
     previous = signal.signal(signal.SIGINT, stop)
+    progress = ProgressLine()
     try:
         for report in trainer.run():
             if report.message and not report.finished:  # what "auto" chose, before the progress line
                 print(report.message, file=sys.stderr)
             if not quiet:
-                _progress(report)
+                progress(report)
     finally:
         signal.signal(signal.SIGINT, previous)
     if report.message:

@@ -1,5 +1,7 @@
 """The pixrel command end to end on real files."""
 
+import dataclasses
+import io
 import re
 import subprocess
 import sys
@@ -8,11 +10,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_pixrel.cli import build_parser, format_iou_table, main, model_config, train_config
+from napari_pixrel.cli import ProgressLine, build_parser, format_iou_table, main, model_config, train_config
 from napari_pixrel.decoder_choice import LIGHT_DECODER
 from napari_pixrel.model import AUTO_DECODER, DECODER_CHANNELS
 from napari_pixrel.modelfile import load_model, save_model
-from napari_pixrel.trainer import TrainConfig
+from napari_pixrel.trainer import TrainConfig, TrainReport
 
 
 def test_train_then_predict_on_tifs(tmp_path, sample, capsys):
@@ -181,3 +183,24 @@ def test_every_command_prints_its_help(command, capsys):
     assert done.value.code == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--help" in help_text and ("under 95% painted" in help_text) == (command in ("train", "demo"))
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_overwrites_itself_on_a_terminal_and_writes_lines_to_a_log():
+    reports = [TrainReport(step=i, max_steps=100, elapsed=float(i), progress=i / 100, loss=1.0, ce=1.0, relation=0.0,
+                           relation_weight=0.0, val_iou={"mIoU": 0.5} if i % 25 == 0 else None)
+               for i in range(1, 101)]
+    reports.append(dataclasses.replace(reports[-1], finished=True))
+    terminal, log = _Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        progress = ProgressLine(stream)
+        for report in reports:
+            progress(report)
+    assert terminal.getvalue().count("\r") == 101 and terminal.getvalue().count("\n") == 1
+    steps = [int(re.search(r"step +(\d+)", line).group(1)) for line in log.getvalue().splitlines()]
+    assert steps == [1, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 100]  # tenths and evaluations, once each
+    assert "\r" not in log.getvalue()
