@@ -189,7 +189,10 @@ def full_resolution(layer: napari.layers.Layer):
 
 
 def clock(seconds: float) -> str:
-    return time.strftime("%M:%S", time.gmtime(seconds))
+    """Elapsed training time as the status line shows it: 04:05, or 1:02:03 past an hour (a long budget)."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def _stop_all(jobs: list) -> None:

@@ -42,7 +42,7 @@ class ProgressLine:
         if report.val_iou:
             line += f"  val mIoU {100 * report.val_iou['mIoU']:.1f}"
         if self.terminal:
-            self.stream.write("\r" + line + ("\n" if report.finished else ""))
+            self.stream.write("\r" + line + "\x1b[K" + ("\n" if report.finished else ""))  # K: erase a longer tail
         else:
             tenth = int(10 * report.progress)
             if line != self.last and (tenth > self.tenth or report.val_iou or report.finished):
@@ -80,12 +80,13 @@ def _read_pairs(images: list[str], labels: list[str], what: str) -> list:
     return planes
 
 
-def _writable_model_path(out: str) -> Path:
-    """Refuse, before training, a model path that could not be written after it."""
+def _writable_file(out: str, example: str) -> Path:
+    """Refuse, before training, a file path that could not be written after it (its missing folders are
+    created when it is written)."""
     path = Path(out)
     if path.is_dir():
-        raise SystemExit(f"pixrel: --out {out} is a folder: give a file name, e.g. {path / 'model.pt'}")
-    folder = next(p for p in path.absolute().parents if p.exists())  # save_model creates the missing ones
+        raise SystemExit(f"pixrel: --out {out} is a folder: give a file name, e.g. {path / example}")
+    folder = next(p for p in path.absolute().parents if p.exists())
     if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
         raise SystemExit(f"pixrel: --out {out} cannot be written ({folder} is not a writable folder)")
     return path
@@ -134,7 +135,7 @@ def run_training(trainer: Trainer, quiet: bool = False) -> TrainReport:
 
 
 def cmd_train(args) -> int:
-    out = _writable_model_path(args.out)
+    out = _writable_file(args.out, "model.pt")
     train = _read_pairs(args.images, args.labels, "training")
     val = _read_pairs(args.val_images or [], args.val_labels or [], "validation")
     try:
@@ -160,7 +161,10 @@ def cmd_predict(args) -> int:
     except ValueError as err:
         raise SystemExit(f"pixrel: {err}") from None
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SystemExit(f"pixrel: --out {args.out} cannot be a folder for the predictions ({err})") from None
     for path, name in zip(args.images, names):
         t0 = time.perf_counter()
         try:
@@ -168,9 +172,12 @@ def cmd_predict(args) -> int:
             result = predict(segmenter, image, tile=args.tile, probabilities=args.probabilities, rgb=rgb)
         except (ValueError, MemoryError, OSError) as err:
             raise SystemExit(f"pixrel: {path}: {err}") from None
-        write_tif(out / name, result.labels)
-        if args.probabilities:
-            write_tif(out / output_file_name(path, "probabilities"), result.probabilities)
+        try:
+            write_tif(out / name, result.labels)
+            if args.probabilities:
+                write_tif(out / output_file_name(path, "probabilities"), result.probabilities)
+        except OSError as err:
+            raise SystemExit(f"pixrel: the prediction of {path} could not be written to {out} ({err})") from None
         print(f"{path}: {time.perf_counter() - t0:.1f}s -> {out / name}")
     return 0
 
@@ -262,7 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(args, train_config(args))
+    _writable_file(args.out, "demo.png")
+    try:
+        return run_demo(args, train_config(args))
+    except (ValueError, MemoryError) as err:
+        raise SystemExit(f"pixrel: {err}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

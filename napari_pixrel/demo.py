@@ -8,6 +8,7 @@ ground truth, prints the per-class IoU table and writes an overlay PNG.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import matplotlib
 
@@ -46,7 +47,7 @@ def run_demo(args, config: TrainConfig) -> int:
     for pred, gt in zip(held_out, truth[N_TRAIN:]):
         cm.update(pred, gt)
     label_kind = "scribbles" if args.scribbles else "full masks"
-    print(f"\npixrel demo: loss={config.loss}, trained on {N_TRAIN} images ({label_kind}), "
+    print(f"\npixrel demo: loss={trainer.config.loss}, trained on {N_TRAIN} images ({label_kind}), "
           f"{report.step} steps, {report.elapsed:.0f}s")
     print(format_iou_table({"held-out IoU %": cm.as_dict(list(CLASS_NAMES))}))
 
@@ -58,6 +59,7 @@ def run_demo(args, config: TrainConfig) -> int:
         ax.set_title(title)
         ax.axis("off")
     fig.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=80)
     plt.close(fig)
     print(f"overlay written to {args.out}; total {time.perf_counter() - t0:.0f}s")

@@ -40,6 +40,8 @@ class ModelConfig:
             raise ValueError("segmentation needs at least 2 classes")
         if self.head not in HEADS:
             raise ValueError(f"head {self.head!r} is not one of {HEADS}")
+        if self.embed_dim < 1:
+            raise ValueError(f"embed_dim is at least 1 (channels per class), not {self.embed_dim}")
         if not (self.encoder.startswith("tu-") or self.encoder in smp.encoders.get_encoder_names()):  # tu-: timm's
             raise ValueError(f"encoder {self.encoder!r} is not one segmentation-models-pytorch "
                              f"{smp.__version__} has (e.g. resnet18, resnet34, mobilenet_v2, efficientnet-b0)")

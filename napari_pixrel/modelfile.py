@@ -60,6 +60,9 @@ def load_model(path, device: str | torch.device = "cpu") -> Segmenter:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"no model file at {path}")
+    if not zipfile.is_zipfile(path):  # what save_model writes; torch's legacy format would be read as pickle
+        raise ModelFileError(f"{path.name} is not a napari-pixrel model file (the zip archive training saves), "
+                             "or it is damaged or truncated")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -94,6 +94,26 @@ def test_demo_prints_the_iou_table_and_writes_the_overlay(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("change, message", [
+    (["--patch-size", "100"], "patch_size must be a multiple of 32"),
+    (["--embed-dim", "-1"], "embed_dim is at least 1"),
+    (["--out", "."], "is a folder: give a file name"),
+])
+def test_demo_refuses_unusable_flags_with_a_message_before_training(tmp_path, monkeypatch, change, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=message):
+        main(["demo", "--steps", "1", "--quiet", *change])
+    assert not list(tmp_path.iterdir())
+
+
+def test_predict_refuses_an_output_folder_that_is_a_file(tmp_path, tiny_segmenter):
+    model = str(save_model(tiny_segmenter, tmp_path / "m.pt"))
+    tifffile.imwrite(tmp_path / "cells.tif", np.zeros((40, 48), np.uint8))
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(SystemExit, match="--out .*taken cannot be a folder for the predictions"):
+        main(["predict", "--model", model, "--images", str(tmp_path / "cells.tif"), "--out", str(tmp_path / "taken")])
+
+
 def test_a_time_budget_alone_lifts_the_step_limit():
     parse = build_parser().parse_args
     files = ["train", "--images", "a.tif", "--labels", "a_labels.tif", "--out", "model.pt"]
@@ -125,6 +145,7 @@ def _small_pair(tmp_path, labels=None):
     ({"--patch-size": "0"}, "patch_size must be a multiple of 32"),
     ({"--encoder": "resnet81"}, "encoder 'resnet81' is not one segmentation-models-pytorch"),
     ({"--device": "gpu"}, "device 'gpu' is not a device name"),
+    ({"--embed-dim": "0"}, "embed_dim is at least 1"),
 ])
 def test_train_refuses_unusable_files_and_flags_with_a_message_before_training(tmp_path, change, message):
     image, labels = _small_pair(tmp_path)

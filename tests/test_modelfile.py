@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 from napari_pixrel.modelfile import ModelFileError, load_model, save_model
@@ -62,6 +63,10 @@ def test_truncated_corrupted_and_foreign_files(tmp_path, tiny_segmenter):
         load_model(tmp_path / "other.pt")
     with pytest.raises(ModelFileError, match="no model file"):
         load_model(tmp_path / "missing.pt")
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((4, 4), np.uint8))  # an image given for the model
+    with pytest.raises(ModelFileError, match="is not a napari-pixrel model file") as refused:
+        load_model(tmp_path / "stack.tif")
+    assert "code" not in str(refused.value)
 
 
 def test_a_killed_save_leaves_the_previous_file_intact(tmp_path, tiny_segmenter):

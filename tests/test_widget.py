@@ -17,6 +17,7 @@ from napari_pixrel._widget import (
     PREDICTION,
     UNCERTAINTY,
     PixrelWidget,
+    clock,
     output_names,
     parse_validation,
 )
@@ -343,3 +344,7 @@ def test_the_docks_own_network_has_the_decoder_chosen_for_this_cpu_and_says_so(v
     chosen, sentence = choose_decoder(ModelConfig(n_classes=3, decoder_channels=AUTO_DECODER), emulated)
     assert widget.segmenter.config.decoder_channels == chosen.decoder_channels
     assert any("auto decoder: light" in s for s in said) == emulated and any(sentence in s for s in said)
+
+
+def test_the_status_clock_counts_past_an_hour():
+    assert [clock(t) for t in (0, 245.9, 3599, 3723)] == ["00:00", "04:05", "59:59", "1:02:03"]
