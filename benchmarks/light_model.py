@@ -61,7 +61,8 @@ def cpu_pairs(labels: str, seed: int = 0) -> list[dict]:
     scribbles is above the default's with at least 4 of 5 pairs above 0; a default that depends on the CPU
     needs the tenth session's rule over both label kinds (a positive val mean for each, at least 7 of 10 pairs
     above 0). ``seed`` other than 0: the same pairs with another seed, to check what the rule found (the
-    twenty-first session ran seed 1 with full masks, where seed 0 was closest to a tie)."""
+    twenty-first session ran seed 1 with full masks, where seed 0 was closest to a tie, the twenty-second with
+    scribbles)."""
     runs = [{**r, "seed": seed, "eval_seconds": [60, 300]} for r in quality_specs() if r["labels"] == labels]
     return [x for r in runs for x in ({k: v for k, v in r.items() if k != "model"}, r)]
 

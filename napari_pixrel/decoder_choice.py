@@ -7,7 +7,8 @@ about 1.5 times as many steps, and on the paper's EM tiles (seed 0, five 4-tile 
 scored +2.6 val / +2.8 test mIoU with scribbles (4 of 5 subsets) and +0.8 val / -1.4 test with full masks (3 of
 5 on val, 1 of 5 on test): 7 of 10 pairs above 0 on val and a positive val mean with each kind of labels, the
 rule set before the runs (docs/relation-loss.md, "On a CPU without native bf16"); a second seed with full
-masks then gave +3.5 val / +3.1 test (over both seeds +2.2 val, 6 of 10 pairs). Where bf16 is native (a
+masks then gave +3.5 val / +3.1 test (over both seeds +2.2 val, 6 of 10 pairs), and with scribbles +1.5 val /
++1.8 test (over both seeds +2.1 val, +2.3 test, 7 of 10 pairs each). Where bf16 is native (a
 GPU, an AVX-512 BF16 or AMX CPU) a step is several times shorter, both decoders fit over 1000 steps in 5
 minutes, and the halved one scored the same within the noise, so smp's decoder stays there.
 """
