@@ -317,10 +317,11 @@ class PixrelWidget(QWidget):
         self._replaced = None  # (segmenters, segmenter) before Train: given back if training fails at once
         self._job_kind = ""
         self._render = None  # the running job's render function (see _rendered)
+        self._render_failed = False  # a render of the running job raised: the job is stopped (_rendering)
         self._train_started = 0.0
         self.first_prediction_after: float | None = None  # seconds from Train to the first prediction shown
         self._build()
-        self._layers_throttle = Throttle(self._show_latest, RENDER_INTERVAL, self)
+        self._layers_throttle = Throttle(self._rendering(self._show_latest), RENDER_INTERVAL, self)
         self.destroyed.connect(functools.partial(_stop_all, self._jobs))
         self._layer_events = (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed)
         for event in self._layer_events:
@@ -478,6 +479,7 @@ class PixrelWidget(QWidget):
         that walk them all while holding every thread, 419 ms of frozen UI in a 40-step run on a
         2-core CPU (benchmarks/responsiveness.py --collector). What the job creates is still collected."""
         self._jobs[:] = jobs
+        self._render_failed = False
         self._set_busy(kind)
         if self.freeze_collector:
             gc.freeze()
@@ -486,15 +488,15 @@ class PixrelWidget(QWidget):
                 for report in _with_threads(reports, self.cpu_threads):
                     render(report)
             except Exception as err:  # noqa: BLE001 - shown to the user, widget recovers
-                self._fail(err)
+                self._job_failed(err)
             self._finished()
             return
 
-        self._render = render
+        self._render = self._rendering(render)
         self.worker = create_worker(_with_threads, reports, self.cpu_threads, _start_thread=False,
                                     _ignore_errors=True)
         self.worker.yielded.connect(self._rendered)
-        self.worker.errored.connect(self._fail)
+        self.worker.errored.connect(self._job_failed)
         self.worker.finished.connect(self._finished)
         self._worker_pause = _WorkerPause(self.worker)
         self._jobs.append(self._worker_pause)
@@ -513,6 +515,31 @@ class PixrelWidget(QWidget):
         if self.status.text() == "stopping ...":
             self._say(f"{self._job_kind} stopped")
         self._set_busy("")
+
+    def _rendering(self, render):
+        """``render`` as Qt calls it (a worker's signal, a throttle's timer): an error stops the job and is said
+        once, not as a traceback at every report; e.g. a layer of yours renamed to an output layer's name
+        while training runs, which the next evaluation must not overwrite."""
+
+        @functools.wraps(render)
+        def guarded(*args) -> None:
+            if self._render_failed:
+                return
+            try:
+                render(*args)
+            except Exception as err:  # noqa: BLE001 - shown to the user, the job stops
+                self._render_failed = True
+                _stop_all(self._jobs)
+                self._job_failed(err)
+
+        return guarded
+
+    def _job_failed(self, err: BaseException) -> None:
+        """A running job's error: said like a button's, and in the study tab, which would else say "studying
+        ..." for good."""
+        self._fail(err)
+        if self._job_kind == "study":
+            self.verdict.setText(f"no verdict: the study failed ({self.last_error})")
 
     def _fail(self, err: BaseException) -> None:
         plain = isinstance(err, ValueError | MemoryError | OSError | JobFailed)
@@ -850,7 +877,7 @@ class PixrelWidget(QWidget):
             else:
                 throttle.request()
 
-        throttle = Throttle(show, RENDER_INTERVAL, self)
+        throttle = Throttle(self._rendering(show), RENDER_INTERVAL, self)
         self._start("prediction", [flag], predicted(), render)
 
     @user_action

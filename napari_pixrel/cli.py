@@ -148,7 +148,7 @@ def cmd_train(args) -> int:
     try:
         save_model(trainer.segmenter, out)
     except OSError as err:
-        raise SystemExit(f"pixrel: the model could not be written to {out} ({err})") from None
+        raise SystemExit(f"pixrel: {err}") from None
     print(format_iou_table({"train (painted)": report.train_iou, "validation": report.val_iou}))
     print(f"{report.step} steps in {report.elapsed:.1f}s of training; model written to {args.out}")
     return 0

@@ -67,10 +67,13 @@ def check_output_names(paths, kind: str = "labels") -> list[str]:
 
 
 def tif_files(folder) -> list[Path]:
+    """The folder's TIFFs, hidden files left out: a Mac writes a "._name.tif" beside each file on a shared
+    drive, which is no image."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TIF_SUFFIXES)
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in TIF_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise ValueError(f"no .tif/.tiff files in {folder}: choose the folder that holds the images")
     return files
@@ -91,13 +94,22 @@ def predict_folder(
     files = tif_files(folder)
     names = check_output_names(files)
     out = Path(out_folder) if out_folder is not None else Path(folder) / OUTPUT_SUBFOLDER
+    try:  # found before the first image is predicted, not after it
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"the label files cannot be written to {out} ({err.strerror or err})") from None
     for i, (path, name) in enumerate(zip(files, names)):
         try:
             image, channels = read_tif(path, segmenter.config.in_channels)
             labels = predict(segmenter, image, tile, overlap, probabilities=False, should_stop=should_stop,
                              rgb=channels).labels
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, MemoryError) as err:
             raise ValueError(f"{path.name}: {err} ({i} of {len(files)} images done)") from None
         if should_stop is not None and should_stop():
             return
-        yield i + 1, len(files), write_tif(out / name, labels)
+        try:
+            written = write_tif(out / name, labels)
+        except OSError as err:
+            raise ValueError(f"{name} could not be written to {out} ({err.strerror or err}; {i} of "
+                             f"{len(files)} images done)") from None
+        yield i + 1, len(files), written

@@ -30,7 +30,7 @@ class ModelFileError(ValueError):
 
 
 def save_model(segmenter: Segmenter, path) -> Path:
-    """Atomically write ``segmenter`` to ``path``."""
+    """Atomically write ``segmenter`` to ``path``; an OSError names ``path`` (not the temporary file)."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -41,16 +41,21 @@ def save_model(segmenter: Segmenter, path) -> Path:
         "training": segmenter.training,
         "state_dict": {k: v.detach().cpu() for k, v in segmenter.net.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OSError(f"the model could not be saved to {path} ({err.strerror or err})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # e.g. a full disk; a file already at path is left as it was
+            raise OSError(f"the model could not be saved to {path} ({err.strerror or err})") from None
         raise
     return path
 
@@ -60,9 +65,13 @@ def load_model(path, device: str | torch.device = "cpu") -> Segmenter:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"no model file at {path}")
-    if not zipfile.is_zipfile(path):  # what save_model writes; torch's legacy format would be read as pickle
-        raise ModelFileError(f"{path.name} is not a napari-pixrel model file (the zip archive training saves), "
-                             "or it is damaged or truncated")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise ModelFileError(f"{path.name} cannot be read ({err.strerror or err})") from None
+    if head != b"PK\x03\x04":  # save_model writes a zip archive (a cut one still starts so: damaged, below)
+        raise ModelFileError(f"{path.name} is not a napari-pixrel model file (not the zip archive training saves)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -50,6 +50,16 @@ def test_pickled_code_is_refused_without_running_it(tmp_path, tiny_segmenter, mo
     assert not (tmp_path / "pwned").exists()
 
 
+def test_a_model_that_cannot_be_saved_is_named_with_the_reason(tmp_path, tiny_segmenter):
+    (tmp_path / "notes").write_text("a file where a folder would be")
+    with pytest.raises(OSError, match=r"the model could not be saved to .*notes/m.pt \("):
+        save_model(tiny_segmenter, tmp_path / "notes" / "m.pt")
+    (tmp_path / "taken.pt").mkdir()
+    with pytest.raises(OSError, match=r"the model could not be saved to .*taken.pt \("):
+        save_model(tiny_segmenter, tmp_path / "taken.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "taken.pt"]  # no temporary file left
+
+
 def test_truncated_corrupted_and_foreign_files(tmp_path, tiny_segmenter):
     good = save_model(tiny_segmenter, tmp_path / "good.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(good[: len(good) // 2])

@@ -295,6 +295,21 @@ def test_a_folder_names_the_file_it_cannot_predict_and_refuses_clashing_output_n
         list(predict_folder(tiny_segmenter, tmp_path))
 
 
+def test_a_folder_skips_hidden_files_and_names_what_it_cannot_write(tmp_path, tiny_segmenter):
+    tifffile.imwrite(tmp_path / "a.tif", noise((40, 48), np.uint8, 255))
+    tifffile.imwrite(tmp_path / "b.tif", noise((40, 48), np.uint8, 255))
+    (tmp_path / "._a.tif").write_bytes(b"\x00\x05\x16\x07 a Mac's resource fork")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(ValueError, match="the label files cannot be written to .*taken"):
+        next(predict_folder(tiny_segmenter, tmp_path, tmp_path / "taken"))
+    (tmp_path / "out" / "b_labels.tif").mkdir(parents=True)  # where b's labels would go
+    done = []
+    with pytest.raises(ValueError, match=r"b_labels.tif could not be written to .*out .*1 of 2 images done"):
+        for item in predict_folder(tiny_segmenter, tmp_path, tmp_path / "out"):
+            done.append(item)
+    assert [(i, n, p.name) for i, n, p in done] == [(1, 2, "a_labels.tif")]  # the hidden file is no image
+
+
 def test_a_stack_with_one_painted_slice_is_cut_without_copying_the_others():
     image = noise((40, 256, 256), np.uint8, 255)
     labels = np.zeros(image.shape, np.uint8)

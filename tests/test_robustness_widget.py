@@ -329,6 +329,40 @@ def test_a_fault_inside_the_worker_is_a_notification_and_the_widget_recovers(mak
     assert_untouched(viewer, before, outputs=[PREDICTION, UNCERTAINTY])
 
 
+def test_a_layer_of_yours_given_an_output_name_mid_training_stops_it_once_and_is_left_alone(make_napari_viewer,
+                                                                                           qtbot, capfd):
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((2, 64, 64)), scribbles((2, 64, 64)), budget=100_000)  # hours: stopped
+    widget.train_settings = {**TINY_TRAINING, "eval_every": 2}  # predictions to show while it runs
+    widget.train_button.native.click()
+    qtbot.waitUntil(lambda: PREDICTION in viewer.layers, timeout=60_000)
+    viewer.layers.remove(PREDICTION)
+    mine = viewer.add_image(noise((64, 64)), name=PREDICTION)  # the name is free: a layer of the user's takes it
+    before = np.array(mine.data)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    assert widget.last_error.startswith(f"your layer '{PREDICTION}' has the name of a layer this plugin writes")
+    assert sum(r.message == widget.last_error for r in notification_manager.records) == 1  # said once
+    np.testing.assert_array_equal(viewer.layers[PREDICTION].data, before)
+    assert_idle(widget)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_study_that_fails_says_so_in_its_tab(make_napari_viewer, monkeypatch):
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((3, 64, 64)), scribbles((3, 64, 64)))
+    widget.run_in_thread = False
+    widget.study_steps.value, widget.study_rotations.value = 2, 1
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(PixRelNet, "forward", broken)
+    widget.run_study()
+    assert widget.last_error == "RuntimeError: injected fault"
+    assert widget.verdict.text() == "no verdict: the study failed (RuntimeError: injected fault)"
+    assert_idle(widget)
+
+
 def test_a_training_that_fails_at_once_keeps_the_model_trained_before(make_napari_viewer, monkeypatch):
     viewer = make_napari_viewer()
     widget = open_dock(viewer, noise((2, 64, 64)), scribbles((2, 64, 64)))
