@@ -334,6 +334,7 @@ def test_a_layer_of_yours_given_an_output_name_mid_training_stops_it_once_and_is
     viewer = make_napari_viewer()
     widget = open_dock(viewer, noise((2, 64, 64)), scribbles((2, 64, 64)), budget=100_000)  # hours: stopped
     widget.train_settings = {**TINY_TRAINING, "eval_every": 2}  # predictions to show while it runs
+    said_before = len(notification_manager.records)  # they gather over the tests
     widget.train_button.native.click()
     qtbot.waitUntil(lambda: PREDICTION in viewer.layers, timeout=60_000)
     viewer.layers.remove(PREDICTION)
@@ -341,7 +342,7 @@ def test_a_layer_of_yours_given_an_output_name_mid_training_stops_it_once_and_is
     before = np.array(mine.data)
     qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
     assert widget.last_error.startswith(f"your layer '{PREDICTION}' has the name of a layer this plugin writes")
-    assert sum(r.message == widget.last_error for r in notification_manager.records) == 1  # said once
+    assert [r.message for r in notification_manager.records[said_before:]] == [widget.last_error]  # said once
     np.testing.assert_array_equal(viewer.layers[PREDICTION].data, before)
     assert_idle(widget)
     assert "Traceback" not in capfd.readouterr().err
