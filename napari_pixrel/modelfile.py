@@ -41,20 +41,19 @@ def save_model(segmenter: Segmenter, path) -> Path:
         "training": segmenter.training,
         "state_dict": {k: v.detach().cpu() for k, v in segmenter.net.state_dict().items()},
     }
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise OSError(f"the model could not be saved to {path} ({err.strerror or err})") from None
-    try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):  # e.g. a full disk; a file already at path is left as it was
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # e.g. no such folder, a full disk; a file already at path is left as it was
             raise OSError(f"the model could not be saved to {path} ({err.strerror or err})") from None
         raise
     return path
