@@ -17,7 +17,8 @@ with full masks (cpu_warp.py phase "full", pairs with ``full-s*-none-seed0-3a3f4
     pixrel bench --specs specs.json --out benchmarks/results/cpu
 
 ``--cpu-pairs scribbles|full`` with ``--specs``: both decoders' runs, for a CPU without native bf16
-(``cpu_pairs``; twentieth session: ``--out benchmarks/results/cpu-avx2``).
+(``cpu_pairs``; twentieth session: ``--out benchmarks/results/cpu-avx2``); ``--pair-steps 600`` compares them at
+the product's default step budget instead of equal minutes (twenty-third session).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def quality_specs() -> list[dict]:
     return [{**r, "model": {"decoder_channels": list(HALVED)}} for pair in zip(scribbles, full_masks) for r in pair]
 
 
-def cpu_pairs(labels: str, seed: int = 0) -> list[dict]:
+def cpu_pairs(labels: str, seed: int = 0, steps: int | None = None) -> list[dict]:
     """The halved decoder's runs of ``quality_specs`` for ``labels`` ("scribbles" or "full"), each after the
     default decoder's of the same subset, evaluated at 60 and 300 s only: on a CPU without native bf16 (fp32)
     an evaluation of the 128 val and test tiles takes about half a minute. The rule, set before the runs
@@ -62,8 +63,13 @@ def cpu_pairs(labels: str, seed: int = 0) -> list[dict]:
     needs the tenth session's rule over both label kinds (a positive val mean for each, at least 7 of 10 pairs
     above 0). ``seed`` other than 0: the same pairs with another seed, to check what the rule found (the
     twenty-first session ran seed 1 with full masks, where seed 0 was closest to a tie, the twenty-second with
-    scribbles)."""
-    runs = [{**r, "seed": seed, "eval_seconds": [60, 300]} for r in quality_specs() if r["labels"] == labels]
+    scribbles). ``steps``: the same pairs with this many steps instead of 5 minutes, evaluated on test at half
+    and at the end (the product's default budget is 600 steps, not minutes: twenty-third session's rule, set
+    before the runs: the light decoder stands for step budgets if its val mean at 600 steps is at most 1 point
+    below the default's)."""
+    budget = {"minutes": None, "steps": steps, "eval_seconds": [], "eval_steps": [steps // 2]} if steps else {
+        "eval_seconds": [60, 300]}
+    runs = [{**r, "seed": seed, **budget} for r in quality_specs() if r["labels"] == labels]
     return [x for r in runs for x in ({k: v for k, v in r.items() if k != "model"}, r)]
 
 
@@ -75,9 +81,10 @@ def main() -> None:
     parser.add_argument("--cpu-pairs", choices=["scribbles", "full"],
                         help="with --specs: the default and halved decoders' runs with these labels (cpu_pairs)")
     parser.add_argument("--seed", type=int, default=0, help="with --cpu-pairs: the runs' seed")
+    parser.add_argument("--pair-steps", type=int, help="with --cpu-pairs: a budget of steps instead of 5 minutes")
     args = parser.parse_args()
     if args.specs:
-        specs = cpu_pairs(args.cpu_pairs, args.seed) if args.cpu_pairs else quality_specs()
+        specs = cpu_pairs(args.cpu_pairs, args.seed, args.pair_steps) if args.cpu_pairs else quality_specs()
         Path(args.specs).write_text(json.dumps(specs, indent=1))
         print(f"{len(specs)} runs written to {args.specs}")
         return
