@@ -907,10 +907,22 @@ class PixrelWidget(QWidget):
         self._say(f"prediction written to {path}")
         return path
 
+    @user_action
     def _ask_apply_to_folder(self, _=None) -> None:
+        """The images' folder, then, only where its ``pixrel_labels`` cannot be written (a read-only share, a
+        file of that name), a folder for the label files."""
         path = QFileDialog.getExistingDirectory(self, "Folder of .tif images to segment")
-        if path:
-            self.apply_to_folder(path)
+        if not path:
+            return
+        folder.tif_files(path)  # an empty folder is refused before anything is made in it
+        try:
+            folder.output_folder(path)
+            out = None
+        except ValueError as err:
+            out = QFileDialog.getExistingDirectory(self, f"Folder for the label files ({err})")
+            if not out:
+                return
+        self.apply_to_folder(path, out)
 
     def _ask_export_prediction(self, _=None) -> None:
         path, _filter = QFileDialog.getSaveFileName(self, "Export prediction", "prediction.tif",

@@ -7,6 +7,7 @@ predicted, so a stop never leaves a half-filled file.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -79,6 +80,20 @@ def tif_files(folder) -> list[Path]:
     return files
 
 
+def output_folder(folder, out_folder=None) -> Path:
+    """The folder the label files go to (``out_folder``, by default ``folder/pixrel_labels``), made and tried
+    with a temporary file: an images folder on a read-only share is found before the first image is predicted,
+    not after it, and the dock can then ask where the files should go."""
+    out = Path(out_folder) if out_folder is not None else Path(folder) / OUTPUT_SUBFOLDER
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise ValueError(f"the label files cannot be written to {out} ({err.strerror or err})") from None
+    return out
+
+
 def predict_folder(
     segmenter: Segmenter,
     folder,
@@ -93,11 +108,7 @@ def predict_folder(
     """
     files = tif_files(folder)
     names = check_output_names(files)
-    out = Path(out_folder) if out_folder is not None else Path(folder) / OUTPUT_SUBFOLDER
-    try:  # found before the first image is predicted, not after it
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"the label files cannot be written to {out} ({err.strerror or err})") from None
+    out = output_folder(folder, out_folder)
     for i, (path, name) in enumerate(zip(files, names)):
         try:
             image, channels = read_tif(path, segmenter.config.in_channels)

@@ -7,6 +7,7 @@ Run under Xvfb (see the Makefile). Budgets are a step or two of a tiny network o
 import ctypes
 import gc
 import os
+import shutil
 import sys
 import threading
 
@@ -14,6 +15,7 @@ import dask.array as da
 import numpy as np
 import psutil
 import pytest
+import tifffile
 import torch
 from conftest import noise, scribbles
 from napari.layers._layer_actions import _duplicate_layer
@@ -214,6 +216,47 @@ def test_load_refuses_damaged_files_and_pickled_code_and_keeps_the_model(make_na
         assert widget.segmenter is model and widget.class_names.value == names
         assert_idle(widget)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_apply_to_folder_asks_where_to_write_only_when_the_images_folder_cannot_take_the_labels(
+        make_napari_viewer, tiny_segmenter, tmp_path, monkeypatch):
+    images, elsewhere = tmp_path / "images", tmp_path / "elsewhere"
+    images.mkdir()
+    tifffile.imwrite(images / "a.tif", noise((40, 48), np.uint8, 255))
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((64, 64)), scribbles((64, 64)))
+    widget.segmenter, widget.run_in_thread = tiny_segmenter, False
+    answers, asked = [], []
+
+    def dialog(_parent, title, *args):
+        asked.append(title)
+        return str(answers.pop(0))
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", dialog)
+    answers[:] = [images]
+    widget.folder_button.native.click()
+    assert widget.last_error == "" and len(asked) == 1  # the default place: no second question
+    assert [p.name for p in (images / "pixrel_labels").iterdir()] == ["a_labels.tif"]
+
+    shutil.rmtree(images / "pixrel_labels")
+    (images / "pixrel_labels").write_text("a file where the folder would go")  # as a read-only share would
+    answers[:], asked[:] = [images, ""], []
+    widget.folder_button.native.click()  # the second question cancelled: nothing is done
+    assert widget.last_error == "" and len(asked) == 2 and "pixrel_labels" in asked[1]
+    assert not elsewhere.exists() and not widget.busy
+    answers[:] = [images, elsewhere]
+    widget.folder_button.native.click()
+    assert widget.last_error == ""
+    assert [p.name for p in elsewhere.iterdir()] == ["a_labels.tif"]
+    assert "a_labels.tif" in widget.status.text()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    answers[:], asked[:] = [empty], []
+    widget.folder_button.native.click()
+    assert "no .tif/.tiff files" in widget.last_error and len(asked) == 1
+    assert not any(empty.iterdir())  # no output folder made where there is nothing to label
+    assert_idle(widget)
 
 
 def test_removing_and_renaming_layers_while_training_runs(make_napari_viewer, qtbot):
