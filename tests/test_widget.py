@@ -97,10 +97,10 @@ def test_pause_resume_stop(widget, qtbot):
     widget.train_settings = {**TINY_TRAINING, "eval_every": 0}
     widget.train()
     qtbot.waitUntil(lambda: steps_done(widget) >= 2, timeout=60_000)
-    widget.pause_button.native.click()
+    with qtbot.waitSignal(widget.worker.paused, timeout=30_000):  # once the step in flight has landed
+        widget.pause_button.native.click()
     assert widget.resume_button.enabled and not widget.pause_button.enabled
-    qtbot.wait(300)  # a step in flight may still land
-    paused_at = steps_done(widget)
+    paused_at = steps_done(widget)  # the reports before the pause came before its signal (one queue)
     qtbot.wait(700)
     assert steps_done(widget) == paused_at
     widget.resume_button.native.click()
