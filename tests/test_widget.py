@@ -132,8 +132,8 @@ def test_napari_quits_a_paused_training_on_exit(widget, qtbot):
     widget.budget.value = 10_000
     widget.train()
     qtbot.waitUntil(lambda: steps_done(widget) >= 1, timeout=60_000)
-    widget.pause()
-    qtbot.wait(1000)  # the step in flight ends: the pause has taken effect
+    with qtbot.waitSignal(widget.worker.paused, timeout=30_000):  # the step in flight ends: the worker waits
+        widget.pause()
     wait_for_workers_to_quit(10_000)
     qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
 
