@@ -64,12 +64,14 @@ def cpu_pairs(labels: str, seed: int = 0, steps: int | None = None) -> list[dict
     above 0). ``seed`` other than 0: the same pairs with another seed, to check what the rule found (the
     twenty-first session ran seed 1 with full masks, where seed 0 was closest to a tie, the twenty-second with
     scribbles). ``steps``: the same pairs with this many steps instead of 5 minutes, evaluated on test at half
-    and at the end (the product's default budget is 600 steps, not minutes: twenty-third session's rule, set
-    before the runs: the light decoder stands for step budgets if its val mean at 600 steps is at most 1 point
-    below the default's)."""
+    and at the end, in fp32 as on a CPU without native bf16 whatever CPU runs them (a step budget's result
+    does not depend on speed). The product's default budget is 600 steps, not minutes; twenty-third session's
+    rule, set before the runs: the light decoder stands for step budgets if its val mean at 600 steps is at
+    most 1 point below the default's."""
     budget = {"minutes": None, "steps": steps, "eval_seconds": [], "eval_steps": [steps // 2]} if steps else {
         "eval_seconds": [60, 300]}
-    runs = [{**r, "seed": seed, **budget} for r in quality_specs() if r["labels"] == labels]
+    runs = [{**r, "seed": seed, **budget, "train": {**r["train"], **({"mixed_precision": False} if steps else {})}}
+            for r in quality_specs() if r["labels"] == labels]
     return [x for r in runs for x in ({k: v for k, v in r.items() if k != "model"}, r)]
 
 
