@@ -12,6 +12,8 @@ from qtpy.QtCore import QThreadPool
 
 from napari_pixrel._sample_data import few_shot_sample
 from napari_pixrel._widget import (
+    EVAL_SHARE,
+    FIRST_EVAL_SECONDS,
     LOSSES,
     OUTPUT_KEY,
     PREDICTION,
@@ -27,7 +29,10 @@ from napari_pixrel.model import AUTO_DECODER, ModelConfig, PixRelNet
 from napari_pixrel.trainer import EMA_DECAY, TrainConfig, native_bf16
 
 TINY_NET = {"decoder_channels": (32, 16, 16, 8, 8)}
-TINY_TRAINING = {"patch_size": 64, "batch_size": 2, "eval_every": 3, "mixed_precision": False}
+# evaluations at fixed steps, whatever the machine's load: the dock's own spacing by time (first_eval_seconds,
+# eval_share) is the trainer's, tested in test_trainer.py
+TINY_TRAINING = {"patch_size": 64, "batch_size": 2, "eval_every": 3, "mixed_precision": False,
+                 "first_eval_seconds": 0.0, "eval_share": 0.0}
 N_IMAGES = 4
 
 
@@ -148,6 +153,9 @@ def test_stop_while_paused_and_closing_the_viewer_end_the_thread(widget, viewer,
 
 
 def test_budget_unit_switches_to_its_own_default(widget):
+    widget.train_settings = {}
+    assert (widget._train_config().first_eval_seconds, widget._train_config().eval_share) == (
+        FIRST_EVAL_SECONDS, EVAL_SHARE) and EVAL_SHARE > 0
     widget.budget_unit.value = "minutes"
     assert widget.budget.value == 5 and widget._train_config().minutes == 5
     widget.budget_unit.value = "steps"
