@@ -47,7 +47,7 @@ def main() -> None:
     def painted(redraw):
         def redraw_and_paint() -> None:
             redraw()
-            plot.canvas.repaint()  # draw_idle's draw and the paint, now
+            plot.canvas.repaint()  # the paint of the drawn figure, now
             app.processEvents()
         return redraw_and_paint
 

@@ -59,7 +59,11 @@ class _DockFigure(QWidget):
         raise NotImplementedError
 
     def _paint(self) -> None:
-        self.canvas.draw_idle()
+        """Draw now, while this widget is held: ``draw_idle`` would draw later holding only the canvas, and
+        a dock closed meanwhile could be collected in the middle of that draw, deleting the canvas under it
+        (matplotlib then prints "wrapped C/C++ object ... has been deleted"). The throttle already spaces
+        the draws."""
+        self.canvas.draw()
         self.n_draws += 1
 
 

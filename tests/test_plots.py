@@ -1,9 +1,11 @@
 """The dock's training curves: redraws give the lines made once their new data, and make them again only when
 the runs change."""
 
+import gc
 from types import SimpleNamespace
 
 import numpy as np
+from matplotlib.artist import Artist
 
 from napari_pixrel._plots import TrainingPlot
 
@@ -46,3 +48,20 @@ def test_a_kept_evaluation_and_a_second_run_make_the_lines_again(qtbot):
     assert len(stars) == 1 and list(stars[0].get_xdata()) == [2] and list(stars[0].get_ydata()) == [0.7]
     plot.clear()
     assert not plot.loss_ax.lines and not plot.iou_ax.lines
+
+
+class _Collector(Artist):
+    """Runs the garbage collector while the figure draws, as a busy napari may."""
+
+    def draw(self, renderer):
+        gc.collect()
+
+
+def test_a_figure_dropped_before_its_repaint_never_paints_a_deleted_canvas(qtbot, capfd):
+    plot = TrainingPlot()  # no parent: Python owns it, and deletes its canvas when it is collected
+    plot.figure.add_artist(_Collector())
+    plot.add("", report(1, 1.0))
+    plot.redraw(force=True)
+    del plot  # a dock closed while a repaint is due
+    qtbot.wait(100)
+    assert "has been deleted" not in capfd.readouterr().err
