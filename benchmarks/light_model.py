@@ -18,7 +18,8 @@ with full masks (cpu_warp.py phase "full", pairs with ``full-s*-none-seed0-3a3f4
 
 ``--cpu-pairs scribbles|full`` with ``--specs``: both decoders' runs, for a CPU without native bf16
 (``cpu_pairs``; twentieth session: ``--out benchmarks/results/cpu-avx2``); ``--pair-steps 600`` compares them at
-the product's default step budget instead of equal minutes (twenty-third session).
+the product's default step budget instead of equal minutes, in fp32 (twenty-third session, on the AVX-512 CPU:
+``--out benchmarks/results/cpu``).
 """
 
 from __future__ import annotations

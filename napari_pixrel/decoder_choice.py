@@ -8,7 +8,8 @@ scored +2.6 val / +2.8 test mIoU with scribbles (4 of 5 subsets) and +0.8 val / 
 5 on val, 1 of 5 on test): 7 of 10 pairs above 0 on val and a positive val mean with each kind of labels, the
 rule set before the runs (docs/relation-loss.md, "On a CPU without native bf16"); a second seed with full
 masks then gave +3.5 val / +3.1 test (over both seeds +2.2 val, 6 of 10 pairs), and with scribbles +1.5 val /
-+1.8 test (over both seeds +2.1 val, +2.3 test, 7 of 10 pairs each). Where bf16 is native (a
++1.8 test (over both seeds +2.1 val, +2.3 test, 7 of 10 pairs each). At the default budget of 600 steps
+(fp32, scribbles, seed 0) the two scored the same: +0.5 val (4 of 5), -0.8 test. Where bf16 is native (a
 GPU, an AVX-512 BF16 or AMX CPU) a step is several times shorter, both decoders fit over 1000 steps in 5
 minutes, and the halved one scored the same within the noise, so smp's decoder stays there.
 """
@@ -32,5 +33,5 @@ def choose_decoder(config: ModelConfig, emulated_bf16: bool) -> tuple[ModelConfi
         return replace(config, decoder_channels=LIGHT_DECODER), (
             "auto decoder: light (this CPU has no native bf16, so training runs in fp32, where the light "
             "decoder's steps take about 0.6 times as long: in the same minutes it scored higher with scribbles and "
-            "about the same with full masks)")
+            "about the same with full masks, in the same number of steps the same)")
     return replace(config, decoder_channels=DECODER_CHANNELS), ""
