@@ -299,6 +299,7 @@ class PixrelWidget(QWidget):
         self.cpu_threads: int | None = ui_spare_threads()
         # extra ModelConfig fields, e.g. {"encoder": "resnet18"}; the decoder is chosen for the device by default
         self.model_settings: dict = {"decoder_channels": AUTO_DECODER}
+        self._last_folder = ""  # where the next file dialog opens (_start_in)
         self.train_settings: dict = {"eval_every": EVAL_EVERY}  # extra TrainConfig fields
         self.segmenter: Segmenter | None = None  # the model that Save / Apply use
         self.segmenters: dict[str, Segmenter] = {}  # per run of the last training ("" = normal run)
@@ -829,14 +830,25 @@ class PixrelWidget(QWidget):
         self._say(f"loaded {Path(path).name}: classes {', '.join(segmenter.class_names)}")
         return segmenter
 
-    def _ask_save_model(self, _=None) -> None:
-        path, _filter = QFileDialog.getSaveFileName(self, "Save model", "model.pixrel", MODEL_FILTER)
+    def _start_in(self, name: str = "") -> str:
+        """Where a file dialog opens: the folder of the last file or folder chosen in this dock (a model saved
+        beside the images is loaded from there, their labels exported there), with ``name`` to offer."""
+        return str(Path(self._last_folder) / name) if self._last_folder else name
+
+    def _chosen(self, path: str, is_folder: bool = False) -> str:
+        """``path`` as a dialog returned it, remembered for the next dialog ("" when cancelled)."""
         if path:
+            self._last_folder = str(Path(path) if is_folder else Path(path).parent)
+        return path
+
+    def _ask_save_model(self, _=None) -> None:
+        path, _filter = QFileDialog.getSaveFileName(self, "Save model", self._start_in("model.pixrel"), MODEL_FILTER)
+        if self._chosen(path):
             self.save_model(path)
 
     def _ask_load_model(self, _=None) -> None:
-        path, _filter = QFileDialog.getOpenFileName(self, "Load model", "", MODEL_FILTER)
-        if path:
+        path, _filter = QFileDialog.getOpenFileName(self, "Load model", self._start_in(), MODEL_FILTER)
+        if self._chosen(path):
             self.load_model(path)
 
     # ---------- applying the model
@@ -911,7 +923,8 @@ class PixrelWidget(QWidget):
     def _ask_apply_to_folder(self, _=None) -> None:
         """The images' folder, then, only where its ``pixrel_labels`` cannot be written (a read-only share, a
         file of that name), a folder for the label files."""
-        path = QFileDialog.getExistingDirectory(self, "Folder of .tif images to segment")
+        path = self._chosen(QFileDialog.getExistingDirectory(self, "Folder of .tif images to segment",
+                                                             self._start_in()), is_folder=True)
         if not path:
             return
         folder.tif_files(path)  # an empty folder is refused before anything is made in it
@@ -919,13 +932,13 @@ class PixrelWidget(QWidget):
             folder.output_folder(path)
             out = None
         except ValueError as err:
-            out = QFileDialog.getExistingDirectory(self, f"Folder for the label files ({err})")
+            out = QFileDialog.getExistingDirectory(self, f"Folder for the label files ({err})", self._start_in())
             if not out:
                 return
         self.apply_to_folder(path, out)
 
     def _ask_export_prediction(self, _=None) -> None:
-        path, _filter = QFileDialog.getSaveFileName(self, "Export prediction", "prediction.tif",
+        path, _filter = QFileDialog.getSaveFileName(self, "Export prediction", self._start_in("prediction.tif"),
                                                     "TIFF (*.tif)")
-        if path:
+        if self._chosen(path):
             self.export_prediction(path)

@@ -260,6 +260,36 @@ def test_apply_to_folder_asks_where_to_write_only_when_the_images_folder_cannot_
     assert_idle(widget)
 
 
+def test_each_file_dialog_opens_in_the_folder_chosen_last(make_napari_viewer, tiny_segmenter, tmp_path, monkeypatch):
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, noise((64, 64)), scribbles((64, 64)))
+    widget.segmenter = tiny_segmenter
+    models, opened = tmp_path / "models", []
+
+    def save(_parent, _title, start, _filter):
+        opened.append(start)
+        return (str(models / "cells.pixrel"), "") if start.endswith(".pixrel") else ("", "")
+
+    def load(_parent, _title, start, _filter):
+        opened.append(start)
+        return "", ""
+
+    def folder(_parent, _title, start):
+        opened.append(start)
+        return ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", load)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", folder)
+    widget.load_button.native.click()  # nothing chosen yet: the dialog's own default
+    widget.save_button.native.click()
+    assert widget.last_error == "" and (models / "cells.pixrel").is_file()
+    for button in (widget.load_button, widget.folder_button, widget.export_button):  # each cancelled
+        button.native.click()
+    assert opened == ["", "model.pixrel", str(models), str(models), str(models / "prediction.tif")]
+    assert widget.last_error == ""
+
+
 def test_removing_and_renaming_layers_while_training_runs(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     widget = open_dock(viewer, noise((3, 64, 64)), scribbles((3, 64, 64)), budget=10_000)
