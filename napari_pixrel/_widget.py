@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
 from napari.qt.threading import create_worker
+from napari.utils.history import get_open_history
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QFileDialog, QLabel, QProgressBar, QTabWidget, QVBoxLayout, QWidget
@@ -832,8 +833,10 @@ class PixrelWidget(QWidget):
 
     def _start_in(self, name: str = "") -> str:
         """Where a file dialog opens: the folder of the last file or folder chosen in this dock (a model saved
-        beside the images is loaded from there, their labels exported there), with ``name`` to offer."""
-        return str(Path(self._last_folder) / name) if self._last_folder else name
+        beside the images is loaded from there, their labels exported there), before that the folder napari
+        last opened files from (its open history, kept across sessions: where the user's data is), with
+        ``name`` to offer."""
+        return str(Path(self._last_folder or get_open_history()[0]) / name)
 
     def _chosen(self, path: str, is_folder: bool = False) -> str:
         """``path`` as a dialog returned it, remembered for the next dialog ("" when cancelled)."""

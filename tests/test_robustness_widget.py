@@ -19,6 +19,7 @@ import tifffile
 import torch
 from conftest import noise, scribbles
 from napari.layers._layer_actions import _duplicate_layer
+from napari.settings import get_settings
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt, QThreadPool
 from qtpy.QtWidgets import QFileDialog
@@ -281,12 +282,17 @@ def test_each_file_dialog_opens_in_the_folder_chosen_last(make_napari_viewer, ti
     monkeypatch.setattr(QFileDialog, "getSaveFileName", save)
     monkeypatch.setattr(QFileDialog, "getOpenFileName", load)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", folder)
-    widget.load_button.native.click()  # nothing chosen yet: the dialog's own default
+    images = tmp_path / "images"
+    images.mkdir()
+    # napari opened files from there (its settings file keeps that; monkeypatch puts the old value back)
+    monkeypatch.setattr(get_settings().application, "open_history", [str(images), str(tmp_path)])
+    widget.load_button.native.click()  # nothing chosen in the dock yet: where napari opened files last
     widget.save_button.native.click()
     assert widget.last_error == "" and (models / "cells.pixrel").is_file()
     for button in (widget.load_button, widget.folder_button, widget.export_button):  # each cancelled
         button.native.click()
-    assert opened == ["", "model.pixrel", str(models), str(models), str(models / "prediction.tif")]
+    assert opened == [str(images), str(images / "model.pixrel"), str(models), str(models),
+                      str(models / "prediction.tif")]
     assert widget.last_error == ""
 
 
