@@ -16,8 +16,8 @@ for sparse labels without the warp, where it led. Wherever pixels are left unpai
 smoothness loss (smoothness.py) at weight 3, chosen on the val tiles among 0.3, 1, 3 and 10 (H200, 1100 steps,
 CE with the warp: +3.4 val, 10 of 10 runs) and confirmed at 5 CPU minutes with scribbles (+5.6 test, 10 of 10;
 docs/relation-loss.md, "Spreading scribbles"). On this CPU it helped at every painted fraction measured, 2,
-10, 25, 50, 75 and 90% (five subsets each at 50 to 90%: +2.8, +1.6, +2.1 val; with a second seed at 75 and
-90%, +1.3 and +0.7 over ten pairs, the last within the noise), and not with full masks
+10, 25, 50, 75 and 90% (five subsets each at 50 to 90%: +2.8, +1.6, +2.1 val; with a second seed at 50, 75
+and 90%, +3.3, +1.3 and +0.7 over ten pairs, the last within the noise), and not with full masks
 (keeping the best evaluation, its best val was lower on 4 of 5 subsets): the unpainted pixels are the ones it
 fills in. So auto turns it on below 95% painted, halfway between the last fraction where it helped and full
 masks. Painting part of each image as complete areas (every pixel, class boundaries included) is the other way
