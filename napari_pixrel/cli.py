@@ -15,7 +15,7 @@ import tifffile
 from .data import painted_planes
 from .decoder_choice import DECODERS
 from .evidence import LOSS_ADVICE
-from .folder import check_output_names, output_file_name, read_tif, write_tif
+from .folder import check_output_names, output_file_name, output_folder, read_tif, write_tif
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED, SMOOTHNESS_WEIGHT
 from .model import ModelConfig
 from .modelfile import load_model, save_model
@@ -160,11 +160,10 @@ def cmd_predict(args) -> int:
         segmenter = load_model(args.model, device=resolve_device(args.device))
     except ValueError as err:
         raise SystemExit(f"pixrel: {err}") from None
-    out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise SystemExit(f"pixrel: --out {args.out} cannot be a folder for the predictions ({err})") from None
+        out = output_folder(Path(args.images[0]).parent, args.out)
+    except ValueError as err:
+        raise SystemExit(f"pixrel: --out: {err}") from None
     for path, name in zip(args.images, names):
         t0 = time.perf_counter()
         try:
@@ -210,8 +209,9 @@ def _add_training_flags(p: argparse.ArgumentParser, steps: int | None, minutes: 
     p.add_argument("--encoder", default="resnet18", help="any segmentation-models-pytorch encoder name")
     p.add_argument("--embed-dim", type=int, default=8, help="channels per class group")
     p.add_argument("--decoder", choices=list(DECODERS), default="auto",
-                   help="the U-Net decoder's widths: standard = smp's, light = halved; auto = light on a CPU "
-                   "without native bf16 (fp32 training, where its steps take about 0.6 times as long), else standard")
+                   help="the U-Net decoder's widths: standard = smp's, light = halved (the last kept at 16); "
+                   "auto = light on a CPU without native bf16 (fp32 training, where its steps take about 0.6 times "
+                   "as long), else standard")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     p.add_argument("--eval-every", type=int, default=50,
                    help="score the validation images (and remember the best weights) every this many steps")

@@ -99,20 +99,20 @@ def test_painted_fraction_names_its_runs_and_leaves_older_names_alone():
         bench.RunSpec(subset=0, steps=10, painted=0.5)
 
 
-@pytest.mark.parametrize("bad", [
-    {"subset": 0, "mode": "relation", "steps": 5},
-    {"subset": 0, "labels": "sparse", "steps": 5},
-    {"subset": 0, "steps": 5, "train": {"learning_rate": 1e-3}},
-    {"subset": 0, "steps": 5, "train": {"loss": "intra"}},
-    {"subset": 0, "steps": 5, "model": {"head": "linear"}},
-    {"subset": 0},
-    {"subset": 0, "mode": "forest", "steps": 5},
-    {"subset": -1, "steps": 5},
-    {"subset": 0, "steps": 5, "painted": 0.1},
-    {"subset": 0, "labels": "scribbles", "steps": 5, "painted": 1.0},
+@pytest.mark.parametrize("bad, says", [
+    ({"subset": 0, "mode": "relation", "steps": 5}, "mode 'relation' is not one of"),
+    ({"subset": 0, "labels": "sparse", "steps": 5}, "labels 'sparse' is not one of"),
+    ({"subset": 0, "steps": 5, "train": {"learning_rate": 1e-3}}, r"unknown settings \['learning_rate'\]"),
+    ({"subset": 0, "steps": 5, "train": {"loss": "intra"}}, r"unknown settings \['loss'\]"),  # the mode's
+    ({"subset": 0, "steps": 5, "model": {"head": "linear"}}, "head 'linear' is not one of"),
+    ({"subset": 0}, "give a number of steps, a time budget"),
+    ({"subset": 0, "mode": "forest", "steps": 5}, "a forest run has no training budget"),
+    ({"subset": -1, "steps": 5}, "subset -1 is not a few-shot subset"),
+    ({"subset": 0, "steps": 5, "painted": 0.1}, "painted=0.1: .* for partial labels only"),
+    ({"subset": 0, "labels": "scribbles", "steps": 5, "painted": 1.0}, "painted=1.0: a fraction between 0 and 1"),
 ])
-def test_bad_specs_fail_early(bad):
-    with pytest.raises(ValueError):
+def test_bad_specs_fail_early(bad, says):
+    with pytest.raises(ValueError, match=says):
         bench.RunSpec(**bad)
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import os
 import re
 import subprocess
 import sys
@@ -106,12 +107,18 @@ def test_demo_refuses_unusable_flags_with_a_message_before_training(tmp_path, mo
     assert not list(tmp_path.iterdir())
 
 
-def test_predict_refuses_an_output_folder_that_is_a_file(tmp_path, tiny_segmenter):
+@pytest.mark.parametrize("out", [
+    "taken",  # a file, not a folder
+    pytest.param("/sys", marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="Linux's /sys")),  # no writes
+])
+def test_predict_refuses_an_output_folder_it_cannot_write_before_predicting(tmp_path, tiny_segmenter, out):
+    """/sys exists and refuses new files even to root, so only a written test file finds it unwritable (an
+    absolute ``out`` replaces tmp_path in the join)."""
     model = str(save_model(tiny_segmenter, tmp_path / "m.pt"))
     tifffile.imwrite(tmp_path / "cells.tif", np.zeros((40, 48), np.uint8))
     (tmp_path / "taken").write_text("not a folder")
-    with pytest.raises(SystemExit, match="--out .*taken cannot be a folder for the predictions"):
-        main(["predict", "--model", model, "--images", str(tmp_path / "cells.tif"), "--out", str(tmp_path / "taken")])
+    with pytest.raises(SystemExit, match=f"--out: the label files cannot be written to .*{out}"):
+        main(["predict", "--model", model, "--images", str(tmp_path / "cells.tif"), "--out", str(tmp_path / out)])
 
 
 def test_a_time_budget_alone_lifts_the_step_limit():

@@ -285,6 +285,9 @@ def test_continue_training_starts_from_the_old_model(sample):
     list(first.run())
     before = {k: v.clone() for k, v in first.segmenter.net.state_dict().items()}
     more = Trainer(planes(sample, (0, 1, 2)), replace(FAST, steps=3, eval_every=3), start_from=first.segmenter)
+    for k, v in more.segmenter.net.state_dict().items():  # its own copy of the trained weights, not new ones
+        assert torch.equal(v, before[k]), k
+    assert more.segmenter.net is not first.segmenter.net
     assert more.segmenter.normalizer == first.segmenter.normalizer
     assert more.segmenter.class_names == list(CLASS_NAMES)
     list(more.run())
@@ -388,10 +391,12 @@ def test_ema_must_be_a_decay_below_one():
 
 
 def test_smoothness_adds_its_weighted_term_to_the_loss(sample):
-    plain = list(make(sample, replace(FAST, loss="none", steps=1, eval_every=0, smoothness=0)).run())[-1]
-    smooth = list(make(sample, replace(FAST, loss="none", steps=1, eval_every=0, smoothness=2.0)).run())[-1]
-    assert smooth.ce == pytest.approx(plain.ce, rel=1e-5)  # same first batch and weights
-    assert smooth.loss > smooth.ce + 1e-3
+    plain, once, twice = (list(make(sample, replace(FAST, loss="none", steps=1, eval_every=0, smoothness=w)).run())[-1]
+                          for w in (0, 1.0, 2.0))
+    for report in (once, twice):  # the same first batch and weights
+        assert report.ce == pytest.approx(plain.ce, rel=1e-5)
+    assert plain.loss == pytest.approx(plain.ce, rel=1e-5) and once.loss > once.ce + 1e-3
+    assert twice.loss - twice.ce == pytest.approx(2 * (once.loss - once.ce), rel=1e-2)
 
 
 @pytest.mark.parametrize("weight", [-1.0, float("nan"), "3"])
