@@ -103,7 +103,7 @@ def test_painted_fraction_names_its_runs_and_leaves_older_names_alone():
     ({"subset": 0, "mode": "relation", "steps": 5}, "mode 'relation' is not one of"),
     ({"subset": 0, "labels": "sparse", "steps": 5}, "labels 'sparse' is not one of"),
     ({"subset": 0, "steps": 5, "train": {"learning_rate": 1e-3}}, r"unknown settings \['learning_rate'\]"),
-    ({"subset": 0, "steps": 5, "train": {"loss": "intra"}}, r"unknown settings \['loss'\]"),  # the mode's
+    ({"subset": 0, "steps": 5, "train": {"loss": "intra"}}, r"unknown settings \['loss'\]"),  # the spec's mode sets it
     ({"subset": 0, "steps": 5, "model": {"head": "linear"}}, "head 'linear' is not one of"),
     ({"subset": 0}, "give a number of steps, a time budget"),
     ({"subset": 0, "mode": "forest", "steps": 5}, "a forest run has no training budget"),
