@@ -21,8 +21,8 @@ from large_image_eval import mosaic, run
 
 from napari_pixrel._widget import EVAL_SHARE, preview_of
 from napari_pixrel.bench import environment
+from napari_pixrel.model import resolve_device
 from napari_pixrel.sample_data import load_sample_data
-from napari_pixrel.trainer import resolve_device
 
 
 def main() -> None:

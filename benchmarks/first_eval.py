@@ -23,9 +23,9 @@ from pathlib import Path
 from napari_pixrel._widget import EVAL_EVERY, EVAL_SHARE, FIRST_EVAL_SECONDS, ui_spare_threads
 from napari_pixrel.bench import environment
 from napari_pixrel.data import painted_planes
-from napari_pixrel.model import ModelConfig
+from napari_pixrel.model import ModelConfig, resolve_device
 from napari_pixrel.sample_data import CLASS_NAMES, load_sample_data
-from napari_pixrel.trainer import TrainConfig, Trainer, resolve_device
+from napari_pixrel.trainer import TrainConfig, Trainer
 
 
 def run(first_eval_seconds: float, steps: int) -> dict:

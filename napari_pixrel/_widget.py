@@ -41,7 +41,7 @@ from .loss_choice import AUTO, SMOOTHNESS_PAINTED
 from .model import AUTO_DECODER, ModelConfig, Segmenter
 from .predict import class_labels, iter_predict, labels_dtype, uncertainty
 from .study import Study
-from .trainer import EMA_DECAY, TrainConfig, Trainer, resolve_device
+from .trainer import EMA_DECAY, TrainConfig, Trainer
 
 LOSSES = {
     "auto: CE; relation for scribbles without the warp": "auto",
@@ -57,7 +57,7 @@ OUTPUT_KEY = "pixrel_output"  # metadata flag of the layers this dock writes
 RENDER_INTERVAL = 1.0  # seconds between layer/table updates while a job runs
 EVAL_EVERY = 10  # evaluate (IoU, prediction) every 10 steps: a first prediction within seconds ...
 FIRST_EVAL_SECONDS = 15.0  # ... the first after 15 s of training where steps are slow (fp32 on AVX2: 4.2 s per
-# step, a first prediction after 45 s, benchmarks/results/cpu-avx2/responsiveness.json)
+# step with smp's decoder, a first prediction after 45 s, benchmarks/results/cpu-avx2/responsiveness.json)
 EVAL_SHARE = 1 / 3  # ... but at most a third of the time: large images (benchmarks/large_image_eval.py)
 PREVIEW_PIXELS = 2**22  # training previews the whole image up to this many pixels, else its painted planes
 PREVIEW_MIN_SIDE = 1024  # ... and, where these still exceed it, the region around their strokes, this large at least
@@ -825,7 +825,7 @@ class PixrelWidget(QWidget):
 
     @user_action
     def load_model(self, path) -> Segmenter:
-        segmenter = modelfile.load_model(path, device=resolve_device("auto"))  # where training would run
+        segmenter = modelfile.load_model(path)  # device auto: where training would run
         self.segmenter, self.segmenters = segmenter, {"": segmenter}
         self.class_names.value = ", ".join(segmenter.class_names)
         self._say(f"loaded {Path(path).name}: classes {', '.join(segmenter.class_names)}")

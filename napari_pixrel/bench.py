@@ -35,10 +35,10 @@ from . import bench_report
 from .data import PatchSampler, Plane
 from .losses import MODES, RelationSettings, relation_loss
 from .metrics import iou_table
-from .model import ModelConfig, Segmenter
+from .model import ModelConfig, Segmenter, resolve_device
 from .predict import predict, predict_plane
 from .scribbles import make_patches, make_scribbles
-from .trainer import TrainConfig, Trainer, native_bf16, resolve_device
+from .trainer import TrainConfig, Trainer, native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/drosophila_vnc"

@@ -17,10 +17,10 @@ from .decoder_choice import DECODERS
 from .evidence import LOSS_ADVICE
 from .folder import check_output_names, output_file_name, output_folder, read_tif, write_tif
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED, SMOOTHNESS_WEIGHT
-from .model import ModelConfig
+from .model import ModelConfig, resolve_device
 from .modelfile import load_model, save_model
 from .predict import TILE, predict
-from .trainer import TrainConfig, Trainer, TrainReport, classes_in_labels, resolve_device
+from .trainer import TrainConfig, Trainer, TrainReport, classes_in_labels
 
 
 class ProgressLine:

@@ -121,3 +121,19 @@ class Segmenter:
 
 def default_class_names(n_classes: int) -> list[str]:
     return [f"class {i}" for i in range(1, n_classes + 1)]
+
+
+def resolve_device(device: str) -> torch.device:
+    """The device of a name: auto (CUDA when there is one, else the CPU) or a torch device name; a name torch
+    does not know, or a device this machine lacks, is refused here rather than at the first step."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a device name: use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not (torch.cuda.is_available()
+                                         and (resolved.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s); "
+                         "use auto or cpu")
+    return resolved

@@ -19,7 +19,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from .data import Normalizer
-from .model import ModelConfig, PixRelNet, Segmenter
+from .model import ModelConfig, PixRelNet, Segmenter, resolve_device
 
 FORMAT = "napari-pixrel-model"
 VERSION = 1
@@ -59,8 +59,9 @@ def save_model(segmenter: Segmenter, path) -> Path:
     return path
 
 
-def load_model(path, device: str | torch.device = "cpu") -> Segmenter:
-    """Read a model file safely; raise ModelFileError with a plain reason if it is not one."""
+def load_model(path, device: str | torch.device = "auto") -> Segmenter:
+    """Read a model file safely; raise ModelFileError with a plain reason if it is not one. ``device``: auto
+    (CUDA when there is one, as training) or a device name or torch device."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"no model file at {path}")
@@ -95,6 +96,6 @@ def load_model(path, device: str | torch.device = "cpu") -> Segmenter:
                              f"{str(err).splitlines()[0] if str(err) else err!r})") from None
     # channels_last as the trainer keeps it: predicting a 1024 x 1024 image in fp32 took 1.055 times as long
     # with the weights in the default layout (benchmarks/memory_format_step.py)
-    net = net.to(device, memory_format=torch.channels_last).eval()
+    net = net.to(resolve_device(str(device)), memory_format=torch.channels_last).eval()
     return Segmenter(net=net, normalizer=normalizer, class_names=class_names,
                      training=payload.get("training", {}))

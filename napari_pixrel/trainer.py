@@ -33,7 +33,7 @@ from .decoder_choice import choose_decoder
 from .loss_choice import AUTO, choose_loss
 from .losses import RelationSettings, cross_entropy, relation_loss
 from .metrics import ConfusionMatrix
-from .model import AUTO_DECODER, STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names
+from .model import AUTO_DECODER, STRIDE, ModelConfig, PixRelNet, Segmenter, default_class_names, resolve_device
 from .predict import TILE, Prediction, class_labels, predict, predict_window
 from .smoothness import smoothness_loss
 from .warp import random_warp
@@ -159,22 +159,6 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def resolve_device(device: str) -> torch.device:
-    """The device of a name: auto (CUDA when there is one, else the CPU) or a torch device name; a name torch
-    does not know, or a device this machine lacks, is refused here rather than at the first step."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device {device!r} is not a device name: use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not (torch.cuda.is_available()
-                                         and (resolved.index or 0) < torch.cuda.device_count()):
-        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s); "
-                         "use auto or cpu")
-    return resolved
 
 
 def classes_in_labels(planes: list[Plane]) -> int:

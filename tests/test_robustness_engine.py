@@ -13,10 +13,10 @@ from conftest import TINY, noise, scribbles
 
 from napari_pixrel.data import Normalizer, as_planes, painted_indices, painted_planes
 from napari_pixrel.folder import predict_folder
-from napari_pixrel.model import ModelConfig, PixRelNet, Segmenter
+from napari_pixrel.model import ModelConfig, PixRelNet, Segmenter, resolve_device
 from napari_pixrel.modelfile import load_model, save_model
 from napari_pixrel.predict import iter_predict, predict
-from napari_pixrel.trainer import TrainConfig, Trainer, resolve_device
+from napari_pixrel.trainer import TrainConfig, Trainer
 
 SMALL = ModelConfig(n_classes=2, embed_dim=4, decoder_channels=(32, 16, 16, 8, 8))
 QUICK = TrainConfig(steps=2, patch_size=64, batch_size=2, eval_every=0, mixed_precision=False, device="cpu",
