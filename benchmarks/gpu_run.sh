@@ -2,7 +2,7 @@
 # The relation-loss study and step cost on a lent GPU machine (one prepared call; see benchmarks/README.md).
 # Expects: .whl/ (segmentation-models-pytorch wheel) and .bench-data/ (images.tif, labels.tif, split.json
 # from ../shared/data/drosophila_vnc, carried, never committed) in the repo root; $OUT for what comes back.
-# Usage: bash benchmarks/gpu_run.sh SWEEP_SECONDS WORKERS [STUDY (full|scribbles|painted)] [COST (1|0)] [RESULTS_DIR]
+# Usage: bash benchmarks/gpu_run.sh SWEEP_SECONDS WORKERS [STUDY (full|scribbles|painted|painted-seed1|smoothness|smoothness-more)] [COST (1|0)] [RESULTS_DIR]
 set -u
 sweep_seconds=${1:-420}
 workers=${2:-12}

@@ -1,10 +1,11 @@
 """Paired comparison of two groups of committed result files, matched by subset and seed.
 
 RESULTS.md pairs every setting with the paper's CE; this pairs any two groups, e.g. the kept weights of
-pixel relation against those of CE, or a run's kept weights against its own last step (``--point``).
+pixel relation against those of CE, or a run's kept weights against its own last step (``--point-a``,
+``--point-b``). The patterns are read from the current folder, so run it in benchmarks/:
 
-    python benchmarks/paired.py 'results/cpu/scribbles-s*-intra-seed*-c96448ed.json' \
-                                'results/cpu/scribbles-s*-none-seed*-0f2e7e35.json' [--point-a 300s] [--point-b 300s]
+    cd benchmarks && ../.venv/bin/python paired.py 'results/cpu/scribbles-s*-intra-seed*-c96448ed.json' \
+        'results/cpu/scribbles-s*-none-seed*-0f2e7e35.json' [--point-a 300s] [--point-b 300s]
 
 Prints, for val and test: each group's mIoU (mean ± sd, and per class), the paired difference A − B
 (mean ± sd, pairs above 0) and every pair's difference.

@@ -12,6 +12,7 @@ import pytest
 import tifffile
 import torch
 
+from napari_pixrel import modelfile
 from napari_pixrel.model import resolve_device
 from napari_pixrel.modelfile import ModelFileError, load_model, save_model
 from napari_pixrel.predict import predict
@@ -37,11 +38,13 @@ class Evil:
         return (os.system, ("touch pwned",))
 
 
-def test_a_model_loads_where_training_would_run_unless_told(tmp_path, tiny_segmenter):
+def test_a_model_loads_where_training_would_run_unless_told(tmp_path, tiny_segmenter, monkeypatch):
     """Like the trainer, load_model defaults to auto (CUDA when there is one), so the README's
     ``predict(load_model(path), stack)`` uses a GPU where one is; device names are checked as the trainer's."""
     path = save_model(tiny_segmenter, tmp_path / "m.pt")
-    assert load_model(path).device == resolve_device("auto")
+    asked = []
+    monkeypatch.setattr(modelfile, "resolve_device", lambda name: asked.append(name) or resolve_device(name))
+    assert load_model(path).device == resolve_device("auto") and asked == ["auto"]
     assert load_model(path, device=torch.device("cpu")).device == torch.device("cpu")
     with pytest.raises(ValueError, match="not a device name"):
         load_model(path, device="gpu")

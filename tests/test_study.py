@@ -35,6 +35,7 @@ def test_study_gives_a_curve_and_a_verdict(planes):
     assert [p.n_train for p in result.points] == [1, 2, 3]
     assert all(p.n_runs == 2 and 0 <= p.mean <= 1 for p in result.points)
     assert set(result.points[0].per_class) == set(CLASS_NAMES)
+    assert result.verdict in {"flattened", "still climbing"}  # three points: enough to read a trend
     assert (result.verdict, result.sentence) == verdict(list(result.points), result.threshold)
     assert "3 labeled images" in result.sentence and "points" in result.sentence
     progress = [r.progress for r in reports]

@@ -326,8 +326,8 @@ def test_short_training_learns_well_above_chance(sample, kind, floor):
     cm = ConfusionMatrix(3)
     for i in (4, 5):
         cm.update(predict(trainer.segmenter, images[i]).labels, truth[i])
-    # chance (uniform guess) gives an mIoU near 0.2 on these class fractions; 2% scribbles learn slower, and
-    # the default ("auto") trains them with pixel relation, which is slower in the first steps (relation-loss.md)
+    # chance (uniform guess) gives an mIoU near 0.2 on these class fractions; 2% scribbles learn slower (the
+    # default, "auto", trains them with CE and the smoothness loss, as the warp is on: relation-loss.md)
     assert cm.miou() > floor, cm.as_dict(CLASS_NAMES)
 
 
