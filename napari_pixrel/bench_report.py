@@ -346,15 +346,17 @@ def _kept(groups: list[Group]) -> list[str]:
 def _cost(costs: list[dict]) -> list[str]:
     lines = []
     for c in costs:
-        rate, model = c["matmul_gflops"], c["model"]
+        rate, model, each = c["matmul_gflops"], c["model"], c.get("matmul_gflops_each", {})
+        best_of = {k: f" (best of {', '.join(f'{v:.0f}' for v in each[k])})" if k in each else "" for k in rate}
         lines += [
             f"Device: {device_label(c['device'])}; batch {c['batch_size']} × {c['patch_size']}², "
             f"bf16 autocast: {'yes' if c['mixed_precision'] else 'no'}; {model['encoder']} U-Net, "
             f"{model['head']} head, D={model['embed_dim']}; median of {c['timed_steps']} steps after "
-            f"{c['warmup_steps']} warm-up, modes interleaved.",
+            f"{c['warmup_steps']} warm-up, modes interleaved"
+            + (f"; commit {c['versions']['commit']}." if c.get("versions", {}).get("commit") else "."),
             f"Forward {c['forward_gflop_per_image']:.1f} GFLOP per image; matmul "
-            + (f"{rate['bf16']:.0f} GFLOP/s bf16, " if "bf16" in rate else "")
-            + f"{rate['fp32']:.0f} GFLOP/s fp32; matmul-bound step (3 × forward FLOPs) "
+            + (f"{rate['bf16']:.0f} GFLOP/s bf16{best_of['bf16']}, " if "bf16" in rate else "")
+            + f"{rate['fp32']:.0f} GFLOP/s fp32{best_of['fp32']}; matmul-bound step (3 × forward FLOPs) "
             f"{c['matmul_bound_step_seconds']:.3f} s. Inference {c['inference_seconds_1024']:.2f} s per "
             f"1024 × 1024 section; peak RSS {c['peak_rss_mib']:.0f} MiB.", ""]
         cuda, scribbles = c.get("peak_cuda_mib"), c.get("step_seconds_scribbles", {})

@@ -33,6 +33,8 @@ def test_quick_writes_valid_results_and_report(results):
         assert bench.check_result(json.loads(path.read_text()), class_names) == []
     cost = json.loads(next(results.glob("cost-*.json")).read_text())
     assert bench.check_cost(cost) == [] and set(cost["step_seconds_scribbles"]) == {"none", "intra", "inter"}
+    # the bound uses the best of the matmul rates measured before and after the scribble steps
+    assert all(len(v) == 2 and cost["matmul_gflops"][k] == max(v) for k, v in cost["matmul_gflops_each"].items())
     text = (results / "RESULTS.md").read_text()
     assert "paper across" in text and "Step cost" in text
 
