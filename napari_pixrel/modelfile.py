@@ -62,7 +62,7 @@ def save_model(segmenter: Segmenter, path) -> Path:
 def load_model(path, device: str | torch.device = "auto") -> Segmenter:
     """Read a model file safely; raise ModelFileError with a plain reason if it is not one. ``device``: auto
     (CUDA when there is one, as training) or a device name or torch device."""
-    path = Path(path)
+    path, device = Path(path), resolve_device(str(device))  # a bad device name is refused before any reading
     if not path.is_file():
         raise ModelFileError(f"no model file at {path}")
     try:
@@ -96,6 +96,6 @@ def load_model(path, device: str | torch.device = "auto") -> Segmenter:
                              f"{str(err).splitlines()[0] if str(err) else err!r})") from None
     # channels_last as the trainer keeps it: predicting a 1024 x 1024 image in fp32 took 1.055 times as long
     # with the weights in the default layout (benchmarks/memory_format_step.py)
-    net = net.to(resolve_device(str(device)), memory_format=torch.channels_last).eval()
+    net = net.to(device, memory_format=torch.channels_last).eval()
     return Segmenter(net=net, normalizer=normalizer, class_names=class_names,
                      training=payload.get("training", {}))
