@@ -10,7 +10,7 @@ rule set before the runs (docs/relation-loss.md, "On a CPU without native bf16")
 masks then gave +3.5 val / +3.1 test (over both seeds +2.2 val, 6 of 10 pairs), and with scribbles +1.5 val /
 +1.8 test (over both seeds +2.1 val, +2.3 test, 7 of 10 pairs each). At the default budget of 600 steps
 (fp32, seed 0) the two scored about the same: with scribbles +0.5 val (4 of 5), -0.8 test (a second seed
--0.4 val / -0.9 test; over both +0.1 val, 5 of 10 pairs, -0.8 test, 2 of 10); with full masks
+-0.4 val / -0.9 test, a third on three subsets +2.1 / +1.4; over the 13 pairs +0.5 val, -0.3 test); with full masks
 -0.9 +- 4.0 val (2 of 5), -1.0 test, inside the 1 point the rule set before the runs allowed, by 0.1, and a
 second seed gave +2.3 val / +2.6 test (over both seeds +0.7 +- 4.6 val, +0.8 test, 5 of 10 pairs). Where
 bf16 is native (a GPU, an AVX-512 BF16 or AMX CPU) a step is several times shorter, both decoders fit over 1000
