@@ -17,7 +17,7 @@ from .decoder_choice import DECODERS
 from .evidence import LOSS_ADVICE
 from .folder import check_output_names, output_file_name, output_folder, read_tif, write_tif
 from .loss_choice import AUTO, SMOOTHNESS_PAINTED, SMOOTHNESS_WEIGHT
-from .model import ModelConfig, resolve_device
+from .model import ModelConfig
 from .modelfile import load_model, save_model
 from .predict import TILE, predict
 from .trainer import TrainConfig, Trainer, TrainReport, classes_in_labels
@@ -157,7 +157,7 @@ def cmd_train(args) -> int:
 def cmd_predict(args) -> int:
     try:
         names = check_output_names(args.images)
-        segmenter = load_model(args.model, device=resolve_device(args.device))
+        segmenter = load_model(args.model, device=args.device)  # a bad device name: ValueError
     except ValueError as err:
         raise SystemExit(f"pixrel: {err}") from None
     try:
